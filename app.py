@@ -1,0 +1,181 @@
+"""HAT Playground: compare a hierarchical byte/word language model (HAT) with subword models.
+
+    python app.py [--host 127.0.0.1] [--port 7860] [--share] [--device auto|cpu|cuda|mps]
+                  [--models NAME ...] [--max-text-chars N] [--quantize none|8bit|4bit]
+                  [--trust-remote-code] [--memory-budget-gb GB]
+
+Models load lazily, on first use, so the page is served within seconds.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+import argparse
+import importlib
+import logging
+import sys
+import time
+from collections.abc import Sequence
+
+import gradio as gr
+
+import models  # noqa: F401  (sets OMP_WAIT_POLICY before torch is imported)
+from models import registry
+from models.device import DEVICE_CHOICES, QUANTIZE_CHOICES
+from playground.config import DEFAULT_MAX_TEXT_CHARS, AppConfig
+
+logger = logging.getLogger("hat_playground")
+
+TITLE = "HAT Playground"
+
+# One entry per view: (tab label, module with `build_tab(config: AppConfig) -> None`).
+# Add your view's line here; every listed module must import.
+TABS: list[tuple[str, str]] = [
+    ("Token boundaries", "playground.ui.segment"),
+    ("Attention maps", "playground.ui.attention"),
+]
+
+INTRO = """\
+# HAT Playground
+Compare how a **hierarchical autoregressive transformer** (HAT: bytes → words → bytes,
+[Neitemeier et al., ICLR 2025](https://arxiv.org/abs/2501.10322)) and **subword (BPE)** models
+read the same text. Models load on first use, so the first run of a view can take a while.
+"""
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="app.py",
+        description="HAT Playground: compare HAT with subword language models in the browser.",
+    )
+    parser.add_argument(
+        "--host",
+        default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+        help="address to serve on (default 127.0.0.1; use 0.0.0.0 to serve other machines)",
+    )
+    parser.add_argument(
+        "--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")), help="port (default 7860)"
+    )
+    parser.add_argument("--share", action="store_true", help="also open a public gradio.live link")
+    parser.add_argument(
+        "--device", choices=DEVICE_CHOICES, default="auto", help="auto = CUDA, then MPS, then CPU (default auto)"
+    )
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        action="extend",
+        metavar="NAME",
+        help="models to offer, space- or comma-separated: registry names or hf:<hub id or local dir> "
+        "(default: every available built-in model)",
+    )
+    parser.add_argument(
+        "--max-text-chars",
+        type=int,
+        default=DEFAULT_MAX_TEXT_CHARS,
+        help=f"longest input text accepted (default {DEFAULT_MAX_TEXT_CHARS})",
+    )
+    parser.add_argument(
+        "--quantize",
+        choices=QUANTIZE_CHOICES,
+        default="none",
+        help="load models in 8-bit or 4-bit with bitsandbytes (CUDA only; default none)",
+    )
+    parser.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="allow hf: models that ship their own Python code (only for code you trust)",
+    )
+    parser.add_argument(
+        "--memory-budget-gb",
+        type=float,
+        default=None,
+        help="keep at most this many GB of model weights loaded (default: 40%% of RAM)",
+    )
+    return parser.parse_args(argv)
+
+
+def model_names(args_models: Sequence[str] | None) -> list[str]:
+    """Flatten `--models` values (space- or comma-separated); default to every available built-in."""
+    if not args_models:
+        return [spec.name for spec in registry.list_models(available_only=True)]
+    names: list[str] = []
+    for value in args_models:
+        for name in value.split(","):
+            name = name.strip()
+            if name and name not in names:
+                names.append(name)
+    return names
+
+
+def build_config(args: argparse.Namespace) -> AppConfig:
+    """Set up the model registry from the flags and return the app config.
+
+    Raises `ValueError` (with a message for people) for a bad device, quantization or model name.
+    """
+    if args.max_text_chars < 1:
+        raise ValueError("--max-text-chars must be at least 1.")
+    budget = int(args.memory_budget_gb * 2**30) if args.memory_budget_gb else None
+    reg = registry.configure(
+        device=args.device,
+        quantize=args.quantize,
+        trust_remote_code=args.trust_remote_code,
+        memory_budget=budget,
+    )
+    names = model_names(args.models)
+    for name in names:
+        spec = reg.get_spec(name)  # raises UnknownModelError for a bad name
+        if not spec.available:
+            raise registry.ModelUnavailableError(spec.unavailable_reason)
+    return AppConfig(
+        models=names,
+        max_text_chars=args.max_text_chars,
+        device=reg.device,
+        quantize=args.quantize,
+        trust_remote_code=args.trust_remote_code,
+        memory_budget=reg.memory_budget,
+    )
+
+
+def build_app(config: AppConfig, tabs: Sequence[tuple[str, str]] = TABS) -> gr.Blocks:
+    """The gr.Blocks with one tab per view."""
+    with gr.Blocks(title=TITLE) as demo:
+        gr.Markdown(INTRO)
+        with gr.Tabs():
+            for label, module_name in tabs:
+                module = importlib.import_module(module_name)
+                with gr.Tab(label):
+                    module.build_tab(config)
+        specs = [registry.get_spec(name) for name in config.models]
+        gr.Markdown(
+            f"<small>Device: {config.device} · quantize: {config.quantize} · models: "
+            + ", ".join(f"{s.name} ({s.family})" for s in specs)
+            + "</small>"
+        )
+    return demo
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    start = time.perf_counter()
+    args = parse_args(argv)
+    try:
+        config = build_config(args)
+    except ValueError as err:
+        print(f"app.py: error: {err}", file=sys.stderr)
+        return 2
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    demo = build_app(config)
+    demo.queue(default_concurrency_limit=1)
+    logger.info("Built the app in %.1f s; models: %s", time.perf_counter() - start, ", ".join(config.models))
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

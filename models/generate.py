@@ -1,0 +1,68 @@
+"""Continue a prompt with any registered model: `python -m models.generate --model NAME --prompt TEXT`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import torch
+
+from models.hat import HATForCausalLM
+from models.registry import RegistryError, load_model
+
+
+def generate(
+    name: str,
+    prompt: str,
+    max_new_bytes: int = 200,
+    temperature: float = 0.8,
+    top_p: float = 0.95,
+    top_k: int = 0,
+    seed: int = 0,
+) -> str:
+    """A continuation of `prompt` of at most `max_new_bytes` UTF-8 bytes (greedy when temperature is 0)."""
+    lm = load_model(name)
+    if isinstance(lm.model, HATForCausalLM):
+        return lm.model.generate_text(
+            prompt, max_new_bytes=max_new_bytes, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed
+        )
+    tok = lm.tokenizer
+    ids = tok(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"]
+    bos = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+    ids = torch.cat([torch.tensor([[bos]]), ids], 1).to(lm.model.device)
+    torch.manual_seed(seed)
+    sample = temperature > 0
+    out = lm.model.generate(
+        input_ids=ids,
+        attention_mask=torch.ones_like(ids),
+        max_new_tokens=max_new_bytes,  # a token has at least one byte; trimmed to bytes below
+        do_sample=sample,
+        temperature=temperature if sample else None,
+        top_p=top_p if sample else None,
+        top_k=top_k if sample and top_k else None,
+        pad_token_id=tok.eos_token_id if tok.eos_token_id is not None else bos,
+    )
+    text = tok.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
+    return text.encode()[:max_new_bytes].decode("utf-8", errors="ignore")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--prompt", required=True)
+    ap.add_argument("--max-new-bytes", type=int, default=200)
+    ap.add_argument("--temperature", type=float, default=0.8)
+    ap.add_argument("--top-p", type=float, default=0.95)
+    ap.add_argument("--top-k", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    try:
+        print(generate(args.model, args.prompt, args.max_new_bytes, args.temperature, args.top_p, args.top_k, args.seed))
+    except (RegistryError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,228 @@
+"""Train hat-tiny, bpe-tiny or byte-tiny on the assembled corpus, under a wall-clock budget.
+
+    python -m models.train --model hat-tiny --minutes 100          # one process, CPU or one GPU
+    accelerate launch -m models.train --model hat-tiny --minutes 100   # several GPUs
+
+All three models read the same 1,024-byte windows of `data/corpus/en/train.txt` in the same order
+(seeded), and all report the same loss: summed negative log-likelihood over the window's bytes
+divided by its byte count. The learning rate follows warm-up then cosine decay over the *time*
+budget, so "the same budget" means the same wall-clock. Every `--save-every` seconds a checkpoint
+(model, optimizer, RNG, elapsed time) lands in `--workdir`; rerunning the command resumes from it.
+At the end the model, its tokenizer and the CSV log are exported to `assets/models/<name>/`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import random
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from tqdm import tqdm
+
+from models.hat import HATForCausalLM
+from models.scoring import score_with, split_blocks
+from models.tiny import BYTE_BOS_ID, TRAINED, build, train_bpe_tokenizer
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def windows(data: bytes, size: int, batch: int, seed: int, rank: int = 0, world: int = 1):
+    """Endless batches of `size`-byte windows at seeded random offsets, cut at character boundaries."""
+    rng = random.Random(seed)
+    while True:
+        texts = []
+        for i in range(batch * world):
+            start = rng.randrange(0, len(data) - size - 8)
+            if i % world != rank:
+                continue
+            while data[start] & 0xC0 == 0x80:  # skip UTF-8 continuation bytes
+                start += 1
+            end = start + size
+            while data[end] & 0xC0 == 0x80:
+                end -= 1
+            texts.append(data[start:end].decode("utf-8"))
+        yield texts
+
+
+def flat_ids(tokenizer, texts: list[str], byte_level: bool) -> tuple[torch.Tensor, int]:
+    if byte_level:
+        seqs = [[BYTE_BOS_ID] + [b + 3 for b in t.encode()] for t in texts]
+    else:
+        bos = tokenizer.bos_token_id
+        seqs = [[bos] + tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+    longest = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), longest), -100, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, : len(s)] = torch.tensor(s)
+    return ids, sum(len(t.encode()) for t in texts)
+
+
+def loss_on(model, tokenizer, texts: list[str], name: str, device) -> torch.Tensor:
+    """Summed NLL (nats) of the windows' bytes over their byte count."""
+    if name == "hat-tiny":
+        batch = model.batch_from_texts(texts).to(device)
+        return model(batch, score_final_eow=False).loss
+    ids, n_bytes = flat_ids(tokenizer, texts, byte_level=name == "byte-tiny")
+    ids = ids.to(device)
+    logits = model(input_ids=ids.clamp(min=0)).logits
+    return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), ids[:, 1:].flatten(), ignore_index=-100, reduction="sum") / n_bytes
+
+
+def lr_at(progress: float, peak: float, warmup: float = 0.03, floor: float = 0.1) -> float:
+    if progress < warmup:
+        return peak * progress / warmup
+    p = min((progress - warmup) / (1 - warmup), 1.0)
+    return peak * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * p)))
+
+
+def validate(model, tokenizer, val_blocks: list[str]) -> float:
+    model.eval()
+    total_bits = total_bytes = 0.0
+    for i in range(0, len(val_blocks), 16):
+        s = score_with(model, tokenizer, "".join(val_blocks[i : i + 16]), batch_size=16)
+        total_bits, total_bytes = total_bits + s.total_bits, total_bytes + s.n_bytes
+    model.train()
+    return total_bits / total_bytes
+
+
+def export(model, tokenizer, name: str, out_dir: Path, log_path: Path, meta: dict) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(out_dir)
+    (out_dir / "train_log.csv").write_text(log_path.read_text())
+    (out_dir / "training.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", required=True, choices=TRAINED)
+    ap.add_argument("--corpus", type=Path, default=ROOT / "data/corpus/en")
+    ap.add_argument("--minutes", type=float, default=100.0, help="wall-clock training budget")
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--window", type=int, default=1024, help="bytes per training window")
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--val-bytes", type=int, default=65536, help="validation bytes scored at each evaluation")
+    ap.add_argument("--eval-every", type=float, default=300.0, help="seconds between validations")
+    ap.add_argument("--save-every", type=float, default=300.0, help="seconds between checkpoints")
+    ap.add_argument("--workdir", type=Path, default=ROOT / "runs")
+    ap.add_argument("--out", type=Path, default=ROOT / "assets/models")
+    ap.add_argument("--mixed-precision", default="bf16", choices=["no", "bf16", "fp16"])
+    args = ap.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    accelerator = Accelerator(mixed_precision=args.mixed_precision)
+    run_dir = args.workdir / args.model
+    run_dir.mkdir(parents=True, exist_ok=True)
+    train_file = args.corpus / "train.txt"
+    data = train_file.read_bytes()
+    val_text = (args.corpus / "val.txt").read_text()
+    val_blocks, size = [], 0
+    for b in split_blocks(val_text, args.window):  # a fixed prefix of the validation split
+        if size >= args.val_bytes:
+            break
+        val_blocks.append(b)
+        size += len(b.encode())
+
+    bpe_tok = None
+    if args.model == "bpe-tiny":
+        tok_dir = run_dir / "tokenizer"
+        if not (tok_dir / "tokenizer.json").exists():
+            train_bpe_tokenizer(train_file).save_pretrained(tok_dir)
+        from transformers import PreTrainedTokenizerFast
+
+        bpe_tok = PreTrainedTokenizerFast.from_pretrained(tok_dir)
+    torch.manual_seed(args.seed)
+    model, tokenizer = build(args.model, bpe_tok)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.1)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    raw = accelerator.unwrap_model(model)
+    params = sum(p.numel() for p in raw.parameters())
+
+    state_path = run_dir / "checkpoint.pt"
+    log_path = run_dir / "train_log.csv"
+    step, elapsed, bytes_seen = 0, 0.0, 0
+    if state_path.exists():
+        state = torch.load(state_path, weights_only=False)
+        raw.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, elapsed, bytes_seen = state["step"], state["elapsed"], state["bytes_seen"]
+        accelerator.print(f"resumed {args.model} at step {step}, {elapsed / 60:.1f} min")
+    elif accelerator.is_main_process:
+        with log_path.open("w", newline="") as f:
+            csv.writer(f).writerow(["step", "seconds", "bytes_seen", "train_loss_bpb", "val_bpb", "lr"])
+
+    batches = windows(data, args.window, args.batch, args.seed, accelerator.process_index, accelerator.num_processes)
+    for _ in range(step):  # replay the data order so a resumed run sees the same windows
+        next(batches)
+    budget = args.minutes * 60
+    last_eval = last_save = elapsed
+    bar = tqdm(total=int(budget), initial=int(elapsed), unit="s", desc=args.model, disable=not accelerator.is_main_process)
+    model.train()
+    while elapsed < budget:
+        t0 = time.perf_counter()
+        texts = next(batches)
+        lr = lr_at(elapsed / budget, args.lr)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        with accelerator.autocast():
+            loss = loss_on(raw if isinstance(raw, HATForCausalLM) else model, tokenizer, texts, args.model, accelerator.device)
+        accelerator.backward(loss)
+        accelerator.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        bytes_seen += sum(len(t.encode()) for t in texts) * accelerator.num_processes
+        dt = time.perf_counter() - t0
+        elapsed += dt
+        bar.update(int(elapsed) - bar.n)
+        val = ""
+        if elapsed - last_eval >= args.eval_every or elapsed >= budget:
+            val = f"{validate(raw, tokenizer, val_blocks):.4f}"  # not counted in the budget
+            last_eval = elapsed
+            bar.set_postfix(loss=f"{loss.item() / math.log(2):.3f}", val=val)
+        if accelerator.is_main_process:
+            with log_path.open("a", newline="") as f:
+                csv.writer(f).writerow([step, f"{elapsed:.1f}", bytes_seen, f"{loss.item() / math.log(2):.4f}", val, f"{lr:.6f}"])
+        if accelerator.is_main_process and (elapsed - last_save >= args.save_every or elapsed >= budget):
+            tmp = state_path.with_suffix(".tmp")
+            torch.save(
+                {"model": raw.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "elapsed": elapsed, "bytes_seen": bytes_seen},
+                tmp,
+            )
+            tmp.replace(state_path)
+            last_save = elapsed
+    bar.close()
+    if accelerator.is_main_process:
+        meta = {
+            "model": args.model,
+            "parameters": params,
+            "steps": step,
+            "train_seconds": round(elapsed, 1),
+            "bytes_seen": bytes_seen,
+            "bytes_per_second": round(bytes_seen / max(elapsed, 1e-9), 1),
+            "batch": args.batch,
+            "window_bytes": args.window,
+            "peak_lr": args.lr,
+            "threads": args.threads,
+            "mixed_precision": args.mixed_precision,
+            "seed": args.seed,
+            "corpus_sha256": json.loads((args.corpus.parent / "manifest.json").read_text()).get("files", {})
+            if (args.corpus.parent / "manifest.json").exists()
+            else {},
+        }
+        export(raw, tokenizer, args.model, args.out / args.model, log_path, meta)
+        accelerator.print(json.dumps(meta))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""App-wide settings shared by the views, and the text checks every view applies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+DEFAULT_MAX_TEXT_CHARS = 2000
+
+
+class TextInputError(ValueError):
+    """The input text is empty or too long."""
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    """Settings built by `app.py` from its command-line flags and passed to every `build_tab`.
+
+    Attributes:
+        models: registry names offered in the model pickers, in display order.
+        max_text_chars: longest input text the views accept.
+        device: the resolved torch device (`"cpu"`, `"cuda"` or `"mps"`).
+        quantize: `"none"`, `"8bit"` or `"4bit"`.
+        trust_remote_code: whether `hf:` models may run their own code.
+        memory_budget: bytes of model weights kept loaded before the least recently used is evicted.
+    """
+
+    models: list[str] = field(default_factory=list)
+    max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
+    device: str = "cpu"
+    quantize: str = "none"
+    trust_remote_code: bool = False
+    memory_budget: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_text_chars < 1:
+            raise ValueError(f"max_text_chars must be positive, got {self.max_text_chars}")
+
+
+def validate_text(text: str | None, max_chars: int) -> str:
+    """Return `text` unchanged if it is non-empty and at most `max_chars` characters long.
+
+    Raises `TextInputError` with a message for people otherwise. Whitespace-only text counts
+    as empty. Length is counted in Unicode code points (Python `len`).
+    """
+    if text is None or not text.strip():
+        raise TextInputError("Please enter some text first.")
+    if len(text) > max_chars:
+        raise TextInputError(
+            f"The text has {len(text):,} characters; the limit is {max_chars:,} "
+            "(start the app with --max-text-chars to change it)."
+        )
+    return text

@@ -1,0 +1,115 @@
+"""Command line: ``python -m playground.speculative --model NAME --drafter NAME ... [--json]``.
+
+Runs plain decoding and speculative decoding of the same prompt in one call and prints the
+per-step records and a summary (JSON with ``--json``). Errors meant for people exit with 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import models  # noqa: F401  (sets OMP_WAIT_POLICY before torch loads)
+from playground.speculative.compare import MAX_NEW_TOKENS, RunSettings, compare, to_json
+from playground.speculative.drafters import DRAFTER_NAMES, TREE_SHAPES
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m playground.speculative",
+        description="Speculative decoding step by step, compared with plain decoding of the same prompt.",
+    )
+    parser.add_argument("--model", required=True, help="target model (registry name, e.g. smollm2-135m or hf:DIR)")
+    parser.add_argument("--drafter", required=True, choices=DRAFTER_NAMES)
+    parser.add_argument("--draft-model", help="draft model for --drafter draft-model (same tokenizer)")
+    parser.add_argument("--tree-budget", type=int, default=8, help="most draft tokens per step (default 8)")
+    parser.add_argument("--max-depth", type=int, default=8, help="longest draft path (default 8)")
+    parser.add_argument("--tree-shape", choices=TREE_SHAPES, default="chain", help="for model drafters")
+    parser.add_argument("--keep-layers", help="layer-skip: layers to keep, e.g. 0-23 (default: first 80%%)")
+    parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    parser.add_argument("--seed", type=int, default=0)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--prompt", help="the prompt text")
+    source.add_argument("--prompt-file", type=Path, help="read the prompt from this file")
+    parser.add_argument("--max-new-tokens", type=int, default=64, help=f"1..{MAX_NEW_TOKENS} (default 64)")
+    parser.add_argument("--chat", action="store_true", help="wrap the prompt in the model's chat template")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    parser.add_argument("--json", action="store_true", help="print per-step records and the summary as JSON")
+    return parser
+
+
+def _run(args: argparse.Namespace) -> dict:
+    import torch
+
+    from models.registry import load_model
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    prompt = args.prompt if args.prompt is not None else _read(args.prompt_file)
+    settings = RunSettings(
+        drafter=args.drafter,
+        max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature,
+        tree_budget=args.tree_budget,
+        max_depth=args.max_depth,
+        tree_shape=args.tree_shape,
+        keep_layers=args.keep_layers,
+        seed=args.seed,
+        chat=args.chat,
+    )
+    target = load_model(args.model)
+    if target.tokenizer is None:
+        raise ValueError(f"{args.model} is a HAT model; speculative decoding here needs a token model (bpe or byte)")
+    draft_model = None
+    if args.drafter == "draft-model":
+        if not args.draft_model:
+            raise ValueError("--drafter draft-model needs --draft-model NAME")
+        draft_model = load_model(args.draft_model).model
+    comparison = compare(target.model, target.tokenizer, prompt, settings, draft_model=draft_model)
+    data = to_json(comparison, target.tokenizer)
+    data["model"], data["draft_model"] = args.model, args.draft_model
+    data["threads"] = torch.get_num_threads()
+    return data
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"cannot read the prompt file: {exc}") from exc
+
+
+def _print_human(data: dict) -> None:
+    s = data["summary"]
+    for step in data["steps"]:
+        accepted = "".join(step["new_texts"][: len(step["accepted_tokens"])])
+        print(f"step {step['step']:3d}: tree {len(step['tree']['tokens']):3d} nodes, "
+              f"accepted {len(step['accepted_tokens'])} {accepted!r} + bonus {step['bonus_text']!r}")
+    print()
+    print(data["text"])
+    print()
+    print(f"mean accepted per step {s['mean_accepted']:.2f}, tokens per target pass {s['tokens_per_forward']:.2f}")
+    print(f"speculative {s['speculative_tokens_per_second']:.1f} tok/s, plain {s['plain_tokens_per_second']:.1f} "
+          f"tok/s, speedup {s['speedup']:.2f}x ({data['threads']} threads)")
+    if s["identical"] is not None:
+        print(f"identical to plain greedy: {'yes' if s['identical'] else 'NO'}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        data = _run(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        json.dump(data, sys.stdout, indent=1)
+        print()
+    else:
+        _print_human(data)
+    return 0
+
+
+__all__ = ["build_parser", "main"]

@@ -1,0 +1,408 @@
+"""Drafters: given the committed tokens, propose a tree of likely next tokens.
+
+Model-free drafters (prompt lookup, suffix automaton, Token Recycling) propose deterministic
+candidates. Model drafters (a smaller model of the same tokenizer, or the target's own layers
+with some skipped) draw a chain, a static top-k tree, or a dynamic tree under a node budget.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from transformers import PreTrainedModel
+
+from playground.speculative.modeling import (
+    crop_to,
+    forward_nodes,
+    forward_tokens,
+    layer_skip_model,
+    new_cache,
+)
+from playground.speculative.suffix_automaton import SuffixAutomaton
+from playground.speculative.tree import ROOT, DraftTree
+
+DRAFTER_NAMES: tuple[str, ...] = (
+    "draft-model",
+    "layer-skip",
+    "prompt-lookup",
+    "suffix-automaton",
+    "token-recycling",
+)
+MODEL_FREE_DRAFTERS: tuple[str, ...] = ("prompt-lookup", "suffix-automaton", "token-recycling")
+TreeShape = Literal["chain", "static", "dynamic"]
+TREE_SHAPES: tuple[str, ...] = ("chain", "static", "dynamic")
+MAX_TREE_BUDGET = 128
+
+
+class DrafterError(ValueError):
+    """An unknown drafter or an invalid drafter setting."""
+
+
+@dataclass(frozen=True)
+class DraftSettings:
+    """``budget``: most draft nodes per step; ``max_depth``: longest draft path."""
+
+    budget: int = 8
+    max_depth: int = 8
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.budget <= MAX_TREE_BUDGET:
+            raise DrafterError(f"tree budget must be between 1 and {MAX_TREE_BUDGET}, got {self.budget}")
+        if self.max_depth < 1:
+            raise DrafterError(f"max depth must be at least 1, got {self.max_depth}")
+
+
+class Drafter(ABC):
+    """Proposes a :class:`DraftTree` below the last committed token at every step."""
+
+    name: str = ""
+    #: Whether :meth:`observe` should get the target's logits (prefill and every verification).
+    wants_target_logits: bool = False
+
+    def __init__(self, settings: DraftSettings) -> None:
+        self.settings = settings
+
+    def start(self, prompt_ids: Sequence[int]) -> None:  # noqa: B027 - optional hook
+        """Reset per-generation state; called before the first :meth:`draft`."""
+
+    @abstractmethod
+    def draft(self, context: Sequence[int], temperature: float, generator: torch.Generator) -> DraftTree:
+        """Propose a tree below ``context[-1]`` (``context``: prompt and output so far)."""
+
+    def observe(self, inputs: Sequence[int], logits: torch.Tensor) -> None:  # noqa: B027 - optional hook
+        """The target's logits after each of ``inputs`` (rows match), when wanted."""
+
+
+# --- model-free ---------------------------------------------------------------------------
+
+
+class PromptLookupDrafter(Drafter):
+    """Prompt lookup decoding: find the latest n-gram that ends the context earlier in the
+    prompt or output and propose what followed it; several matches form a trie."""
+
+    name = "prompt-lookup"
+
+    def __init__(self, settings: DraftSettings, max_ngram: int = 3, min_ngram: int = 1) -> None:
+        super().__init__(settings)
+        self.max_ngram, self.min_ngram = max_ngram, min_ngram
+        self._seen = 0
+        self._ends: dict[tuple[int, ...], list[int]] = {}
+
+    def start(self, prompt_ids: Sequence[int]) -> None:
+        self._seen, self._ends = 0, {}
+
+    def _index(self, context: Sequence[int]) -> None:
+        """Record the end position of every n-gram completed since the last call, except the
+        context's own suffix: an occurrence is indexed once a token follows it."""
+        for end in range(max(self._seen - 1, 0), len(context) - 1):
+            for n in range(self.min_ngram, self.max_ngram + 1):
+                if end - n + 1 >= 0:
+                    self._ends.setdefault(tuple(context[end - n + 1 : end + 1]), []).append(end)
+        self._seen = len(context)
+
+    def draft(self, context: Sequence[int], temperature: float, generator: torch.Generator) -> DraftTree:
+        self._index(context)
+        tree = DraftTree()
+        budget, depth = self.settings.budget, self.settings.max_depth
+        for n in range(min(self.max_ngram, len(context)), self.min_ngram - 1, -1):
+            ends = self._ends.get(tuple(context[-n:]), [])
+            for end in reversed(ends):
+                tree.add_path(list(context[end + 1 : end + 1 + depth]), budget)
+                if len(tree) >= budget:
+                    return tree
+            if len(tree):
+                return tree
+        return tree
+
+
+class SuffixAutomatonDrafter(Drafter):
+    """SAM-Decoding: a suffix automaton over prompt and output finds the longest suffix of the
+    context that occurred before, in O(1) amortised per token; the continuations after the
+    latest occurrence of that suffix and of shorter ones form a trie."""
+
+    name = "suffix-automaton"
+
+    def __init__(self, settings: DraftSettings, min_match: int = 1) -> None:
+        super().__init__(settings)
+        self.min_match = min_match
+        self._sam = SuffixAutomaton()
+
+    def start(self, prompt_ids: Sequence[int]) -> None:
+        self._sam = SuffixAutomaton()
+
+    def draft(self, context: Sequence[int], temperature: float, generator: torch.Generator) -> DraftTree:
+        if list(context[: len(self._sam)]) != self._sam.text:  # not a continuation: start over
+            self._sam = SuffixAutomaton()
+        self._sam.extend(list(context[len(self._sam) :]))
+        tree = DraftTree()
+        text, depth = self._sam.text, self.settings.max_depth
+        for length, end in self._sam.matches:
+            if length < self.min_match or len(tree) >= self.settings.budget:
+                break
+            tree.add_path(text[end + 1 : end + 1 + depth], self.settings.budget)
+        return tree
+
+
+class TokenRecyclingDrafter(Drafter):
+    """Token Recycling: keep, for every token, the target's top-k next tokens the last time it
+    was scored (an adjacency matrix filled from the prompt and every verified tree), and draft
+    by walking it breadth-first into a tree of fixed shape for the budget."""
+
+    name = "token-recycling"
+    wants_target_logits = True
+    #: Assumed chance that the rank-r candidate is right; shapes the static tree.
+    RANK_PRIOR: tuple[float, ...] = (0.6, 0.15, 0.08, 0.05, 0.03, 0.02, 0.015, 0.01)
+
+    def __init__(self, settings: DraftSettings, top_k: int = 8) -> None:
+        super().__init__(settings)
+        self.top_k = min(top_k, len(self.RANK_PRIOR))
+        self._next: dict[int, list[int]] = {}
+        self._shape = self._tree_shape(settings.budget, settings.max_depth)
+
+    def _tree_shape(self, budget: int, max_depth: int) -> list[tuple[int, int]]:
+        """(parent, rank) of each node in the best-first tree of ``budget`` nodes under the
+        rank prior; parents come first."""
+        shape: list[tuple[int, int]] = []
+        heap = [(-self.RANK_PRIOR[r], ROOT, r, 1) for r in range(self.top_k)]
+        heapq.heapify(heap)
+        while heap and len(shape) < budget:
+            neg, parent, rank, depth = heapq.heappop(heap)
+            shape.append((parent, rank))
+            node = len(shape) - 1
+            if depth < max_depth:
+                for r in range(self.top_k):
+                    heapq.heappush(heap, (neg * self.RANK_PRIOR[r], node, r, depth + 1))
+        return shape
+
+    def start(self, prompt_ids: Sequence[int]) -> None:
+        self._next = {}
+
+    def observe(self, inputs: Sequence[int], logits: torch.Tensor) -> None:
+        top = torch.topk(logits, self.top_k, dim=-1).indices.tolist()
+        for token, candidates in zip(inputs, top, strict=True):
+            self._next[int(token)] = candidates
+
+    def draft(self, context: Sequence[int], temperature: float, generator: torch.Generator) -> DraftTree:
+        tree = DraftTree()
+        node_of: list[int | None] = []  # shape index -> tree node (None: pruned)
+        for parent, rank in self._shape:
+            parent_node = ROOT if parent == ROOT else node_of[parent]
+            if parent_node is None:
+                node_of.append(None)
+                continue
+            parent_token = context[-1] if parent_node == ROOT else tree.tokens[parent_node]
+            candidates = self._next.get(parent_token, [])
+            node_of.append(tree.add(candidates[rank], parent_node) if rank < len(candidates) else None)
+        return tree
+
+
+# --- model drafters -----------------------------------------------------------------------
+
+
+class ModelDrafter(Drafter):
+    """A draft model with its own cache. Shapes:
+
+    - ``chain``: one token per depth (speculative decoding as first proposed);
+    - ``static``: every expanded node gets its top-``branch`` children, level by level;
+    - ``dynamic``: EAGLE-2 / DySpec style: expand the ``beam`` most probable nodes of each
+      level (by product of draft probabilities along the path), then keep the ``budget``
+      most probable nodes overall.
+
+    With temperature > 0, chain and static children are drawn without replacement from the
+    draft distribution (Gumbel top-k), which the sampling rule needs to stay lossless. The
+    dynamic tree's shape depends on the candidates' probabilities, so its candidates stay
+    deterministic (top-k) and are verified as point masses.
+    """
+
+    name = "draft-model"
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        settings: DraftSettings,
+        shape: TreeShape = "chain",
+        branch: int = 2,
+        beam: int = 4,
+    ) -> None:
+        super().__init__(settings)
+        if shape not in TREE_SHAPES:
+            raise DrafterError(f"unknown tree shape {shape!r}; choose one of: {', '.join(TREE_SHAPES)}")
+        self.model, self.shape, self.branch, self.beam = model, shape, branch, beam
+        self._cache = new_cache()
+        self._cached: list[int] = []
+
+    def start(self, prompt_ids: Sequence[int]) -> None:
+        self._cache, self._cached = new_cache(), []
+
+    def _catch_up(self, context: Sequence[int]) -> torch.Tensor:
+        """Feed the committed tokens the draft cache lacks; logits after the root."""
+        common = 0
+        for a, b in zip(self._cached, context, strict=False):
+            if a != b:
+                break
+            common += 1
+        common = min(common, len(context) - 1)
+        crop_to(self._cache, common)
+        logits = forward_tokens(self.model, self._cache, context[common:], last_only=True)[-1]
+        self._cached = list(context)
+        return logits
+
+    def draft(self, context: Sequence[int], temperature: float, generator: torch.Generator) -> DraftTree:
+        root_logits = self._catch_up(context)
+        prefix_len = len(context)
+        try:
+            if self.shape == "dynamic":
+                return self._dynamic(root_logits, prefix_len, temperature)
+            return self._levels(root_logits, prefix_len, temperature, generator)
+        finally:
+            crop_to(self._cache, prefix_len)
+
+    def _levels(
+        self, root_logits: torch.Tensor, prefix_len: int, temperature: float, generator: torch.Generator
+    ) -> DraftTree:
+        """Chain (branch 1) or static top-k tree, grown one level per draft pass."""
+        budget, branch = self.settings.budget, 1 if self.shape == "chain" else self.branch
+        tree, slots = DraftTree(), {}
+        frontier, frontier_logits = [ROOT], root_logits[None]
+        for depth in range(1, self.settings.max_depth + 1):
+            level: list[int] = []
+            for node, logits in zip(frontier, frontier_logits, strict=True):
+                if len(tree) >= budget:
+                    break
+                probs = _softmax(logits, temperature)
+                k = min(branch, budget - len(tree))
+                if temperature > 0:
+                    tree.proposals[node] = probs
+                    picks = _gumbel_top_k(probs, k, generator)
+                else:
+                    picks = torch.topk(logits, k).indices.tolist()
+                level += [tree.add(t, node, float(probs[t])) for t in picks]
+            if not level or len(tree) >= budget or depth == self.settings.max_depth:
+                break
+            frontier, frontier_logits = level, forward_nodes(self.model, self._cache, prefix_len, tree, level, slots)
+        return tree
+
+    def _dynamic(self, root_logits: torch.Tensor, prefix_len: int, temperature: float) -> DraftTree:
+        """Grow by draft probability, then keep the ``budget`` best nodes (ancestor-closed,
+        since a child is never more probable than its parent)."""
+        k = min(self.beam, self.settings.budget)
+        full, slots = DraftTree(), {}
+        scores: list[float] = []
+        level_nodes = [ROOT]
+        level_logits = root_logits[None]
+        for depth in range(1, self.settings.max_depth + 1):
+            candidates = []
+            for node, logits in zip(level_nodes, level_logits, strict=True):
+                logp = torch.log_softmax(logits / max(temperature, 1e-6) if temperature > 0 else logits, -1)
+                top = torch.topk(logp, k)
+                base = 0.0 if node == ROOT else scores[node]
+                for lp, tok in zip(top.values.tolist(), top.indices.tolist(), strict=True):
+                    child = full.add(tok, node, math.exp(lp))
+                    scores.append(base + lp)
+                    candidates.append(child)
+            if depth == self.settings.max_depth:
+                break
+            level_nodes = sorted(candidates, key=lambda i: -scores[i])[: self.beam]
+            level_logits = forward_nodes(self.model, self._cache, prefix_len, full, level_nodes, slots)
+        depths = full.depths()
+        keep = sorted(range(len(full)), key=lambda i: (-scores[i], depths[i]))[: self.settings.budget]
+        keep_set = set(keep)
+        keep = [i for i in range(len(full)) if i in keep_set and all(a in keep_set for a in full.path_to(i))]
+        tree, new_index = DraftTree(), {ROOT: ROOT}
+        for i in keep:  # parents-first order is preserved
+            new_index[i] = tree.add(full.tokens[i], new_index[full.parents[i]], full.draft_probs[i])
+        return tree
+
+
+class LayerSkipDrafter(ModelDrafter):
+    """Self-speculative decoding: the target with some layers skipped drafts for itself."""
+
+    name = "layer-skip"
+
+    def __init__(
+        self,
+        target: PreTrainedModel,
+        settings: DraftSettings,
+        keep_layers: Sequence[int] | None = None,
+        shape: TreeShape = "chain",
+        branch: int = 2,
+        beam: int = 4,
+    ) -> None:
+        n_layers = target.config.get_text_config(decoder=True).num_hidden_layers
+        self.keep_layers = list(keep_layers) if keep_layers is not None else default_keep_layers(n_layers)
+        super().__init__(layer_skip_model(target, self.keep_layers), settings, shape, branch, beam)
+
+
+def default_keep_layers(n_layers: int) -> list[int]:
+    """Keep the first half and the last quarter of the layers... see :func:`parse_layers`."""
+    first = max(1, n_layers // 2)
+    last = max(0, n_layers // 4)
+    keep = list(range(first)) + list(range(n_layers - last, n_layers))
+    return sorted(set(keep)) if len(set(keep)) < n_layers else list(range(n_layers - 1))
+
+
+def parse_layers(spec: str, n_layers: int) -> list[int]:
+    """Parse ``"0-11,26-29"`` style layer lists."""
+    keep: list[int] = []
+    try:
+        for part in spec.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            lo, _, hi = part.partition("-")
+            keep += list(range(int(lo), int(hi or lo) + 1))
+    except ValueError as exc:
+        raise DrafterError(f"bad layer list {spec!r}: use e.g. '0-11,26-29'") from exc
+    if not keep or min(keep) < 0 or max(keep) >= n_layers:
+        raise DrafterError(f"layer list {spec!r} must name layers within 0..{n_layers - 1}")
+    return sorted(set(keep))
+
+
+def _softmax(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    return torch.softmax(logits / temperature if temperature > 0 else logits, dim=-1)
+
+
+def _gumbel_top_k(probs: torch.Tensor, k: int, generator: torch.Generator) -> list[int]:
+    """An ordered sample of ``k`` tokens without replacement from ``probs`` (Gumbel top-k)."""
+    u = torch.rand(probs.shape, generator=generator, dtype=torch.float64).clamp_(1e-20, 1.0)
+    keys = torch.log(probs.double()) - torch.log(-torch.log(u))
+    k = min(k, int((probs > 0).sum()))
+    return torch.topk(keys, k).indices.tolist()
+
+
+def make_drafter(
+    name: str,
+    target: PreTrainedModel,
+    settings: DraftSettings,
+    *,
+    draft_model: PreTrainedModel | None = None,
+    shape: TreeShape = "chain",
+    keep_layers: Sequence[int] | None = None,
+) -> Drafter:
+    """Build the drafter called ``name`` (one of :data:`DRAFTER_NAMES`)."""
+    if name == "prompt-lookup":
+        return PromptLookupDrafter(settings)
+    if name == "suffix-automaton":
+        return SuffixAutomatonDrafter(settings)
+    if name == "token-recycling":
+        return TokenRecyclingDrafter(settings)
+    if name == "layer-skip":
+        return LayerSkipDrafter(target, settings, keep_layers=keep_layers, shape=shape)
+    if name == "draft-model":
+        if draft_model is None:
+            raise DrafterError("the draft-model drafter needs a draft model (--draft-model NAME)")
+        target_vocab = target.get_output_embeddings().weight.shape[0]
+        draft_vocab = draft_model.get_output_embeddings().weight.shape[0]
+        if target_vocab != draft_vocab:
+            raise DrafterError(
+                f"draft model vocabulary ({draft_vocab}) differs from the target's ({target_vocab}): "
+                "the two must share a tokenizer"
+            )
+        return ModelDrafter(draft_model, settings, shape=shape)
+    raise DrafterError(f"unknown drafter {name!r}; choose one of: {', '.join(DRAFTER_NAMES)}")

@@ -1,0 +1,268 @@
+"""Running a transformers causal LM over a draft tree on top of a ``DynamicCache``.
+
+Everything model-specific lives here: the 4D float mask (a dict per layer type for models
+with sliding-window layers, such as Gemma 3), position ids by depth, selecting the cache rows
+of the accepted path, and the layer-skipping self-draft that shares the target's weights.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from transformers import DynamicCache, PreTrainedModel
+
+from playground.speculative.tree import DraftTree, causal_mask, tree_attention_mask, tree_position_ids
+
+
+def new_cache() -> DynamicCache:
+    """A cache of plain (full-length) layers: tree masks handle sliding windows themselves."""
+    return DynamicCache()
+
+
+def cache_length(cache: DynamicCache) -> int:
+    for layer in cache.layers:
+        if layer.is_initialized and layer.keys is not None and layer.keys.numel() > 0:
+            return int(layer.keys.shape[-2])
+    return 0
+
+
+def _sliding_window(model: PreTrainedModel) -> int | None:
+    config = model.config.get_text_config(decoder=True)
+    types = getattr(config, "layer_types", None) or []
+    if "sliding_attention" in types:
+        return int(config.sliding_window)
+    return None
+
+
+def _mask_argument(model: PreTrainedModel, build) -> torch.Tensor | dict[str, torch.Tensor]:
+    """``build(sliding_window)`` gives one 4D mask; models with sliding layers get a dict."""
+    window = _sliding_window(model)
+    if window is None:
+        return build(None)
+    return {"full_attention": build(None), "sliding_attention": build(window)}
+
+
+def _dtype(model: PreTrainedModel) -> torch.dtype:
+    dtype = model.dtype
+    return dtype if dtype.is_floating_point else torch.float32
+
+
+# Architectures whose causal-LM head is exactly ``lm_head(base(...))`` (plus an optional final
+# logit soft-cap): for these, verification applies the head only to the tree rows it reaches.
+_LAZY_HEAD_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3", "gemma3_text", "smollm3", "olmo2"})
+
+
+class TreeLogits:
+    """The target's logits for ``[root] + tree`` rows, computed on first use.
+
+    Verification only reads the rows on the path it follows (the root, then each accepted
+    node), so for most architectures the LM head, a large share of a small model's cost,
+    runs on those rows only. ``computed_rows`` tells which rows were evaluated.
+    """
+
+    def __init__(self, hidden: torch.Tensor | None, head: nn.Module | None, softcap: float | None,
+                 logits: torch.Tensor | None = None) -> None:
+        self._hidden, self._head, self._softcap = hidden, head, softcap
+        self._rows: dict[int, torch.Tensor] = {}
+        self._all = logits.float().cpu() if logits is not None else None
+        self.n_rows = int((logits if logits is not None else hidden).shape[0])
+
+    def __len__(self) -> int:
+        return self.n_rows
+
+    @torch.inference_mode()
+    def __getitem__(self, row: int) -> torch.Tensor:
+        if self._all is not None:
+            self._rows.setdefault(row, self._all[row])
+            return self._all[row]
+        if row not in self._rows:
+            self._rows[row] = self._apply_head(self._hidden[row : row + 1])[0]
+        return self._rows[row]
+
+    @torch.inference_mode()
+    def all(self) -> torch.Tensor:
+        """Every row's logits ``(rows, vocab)``."""
+        if self._all is None:
+            self._all = self._apply_head(self._hidden)
+            self._rows = {}
+        for row in range(self.n_rows):
+            self._rows.setdefault(row, self._all[row])
+        return self._all
+
+    @property
+    def computed_rows(self) -> list[int]:
+        return sorted(self._rows)
+
+    def _apply_head(self, hidden: torch.Tensor) -> torch.Tensor:
+        logits = self._head(hidden)
+        if self._softcap is not None:
+            logits = torch.tanh(logits / self._softcap) * self._softcap
+        return logits.float().cpu()
+
+
+@torch.inference_mode()
+def forward_tree(
+    model: PreTrainedModel, cache: DynamicCache, root_token: int, tree: DraftTree
+) -> TreeLogits:
+    """Score ``[root_token] + tree.tokens`` in one pass; row 0 is the root, row i + 1 node i.
+
+    The cache must hold every committed token before the root; afterwards it also holds the
+    root and all tree nodes (see :func:`keep_positions`).
+    """
+    prefix = cache_length(cache)
+    device = model.device
+    mask = _mask_argument(
+        model, lambda w: tree_attention_mask(tree, prefix, _dtype(model), device, sliding_window=w)
+    )
+    kwargs = {
+        "input_ids": torch.tensor([[root_token, *tree.tokens]], device=device),
+        "attention_mask": mask,
+        "position_ids": tree_position_ids(tree, prefix).to(device),
+        "past_key_values": cache,
+        "use_cache": True,
+    }
+    config = model.config.get_text_config(decoder=True)
+    if config.model_type in _LAZY_HEAD_TYPES and hasattr(model, model.base_model_prefix):
+        hidden = getattr(model, model.base_model_prefix)(**kwargs).last_hidden_state[0]
+        softcap = getattr(config, "final_logit_softcapping", None)
+        return TreeLogits(hidden, model.get_output_embeddings(), softcap)
+    return TreeLogits(None, None, None, logits=model(**kwargs).logits[0])
+
+
+@torch.inference_mode()
+def forward_tokens(
+    model: PreTrainedModel,
+    cache: DynamicCache,
+    tokens: Sequence[int],
+    last_only: bool = False,
+) -> torch.Tensor:
+    """Append ``tokens`` causally to the cache; float32 logits ``(len(tokens) or 1, vocab)``."""
+    prefix = cache_length(cache)
+    device = model.device
+    n = len(tokens)
+    mask = _mask_argument(model, lambda w: causal_mask(n, prefix, _dtype(model), device, sliding_window=w))
+    out = model(
+        input_ids=torch.tensor([list(tokens)], device=device),
+        attention_mask=mask,
+        position_ids=torch.arange(prefix, prefix + n, device=device)[None],
+        past_key_values=cache,
+        use_cache=True,
+        logits_to_keep=1 if last_only else 0,
+    )
+    return out.logits[0].float()
+
+
+@torch.inference_mode()
+def forward_nodes(
+    model: PreTrainedModel,
+    cache: DynamicCache,
+    prefix_len: int,
+    tree: DraftTree,
+    nodes: Sequence[int],
+    cache_slot: dict[int, int],
+) -> torch.Tensor:
+    """Append tree ``nodes`` (one expansion level of a draft model) to a draft cache.
+
+    The cache holds ``prefix_len`` committed tokens (the root last) followed by earlier tree
+    nodes at ``cache_slot[node]``; each new node sees the prefix, its cached ancestors and
+    itself. Records the new nodes' slots and returns their logits ``(len(nodes), vocab)``.
+    """
+    start = cache_length(cache)
+    device = model.device
+    depths = tree.depths()
+    positions = torch.tensor([[prefix_len - 1 + depths[i] for i in nodes]], device=device)
+    allowed = torch.zeros((len(nodes), start + len(nodes)), dtype=torch.bool)
+    allowed[:, :prefix_len] = True
+    for row, node in enumerate(nodes):
+        for ancestor in tree.path_to(node)[:-1]:
+            allowed[row, cache_slot[ancestor]] = True
+        allowed[row, start + row] = True
+
+    def build(window: int | None) -> torch.Tensor:
+        ok = allowed
+        if window is not None:
+            k_pos = torch.full((start + len(nodes),), -(10**9), dtype=torch.long)
+            k_pos[:prefix_len] = torch.arange(prefix_len)
+            for node, slot in cache_slot.items():
+                k_pos[slot] = prefix_len - 1 + depths[node]
+            k_pos[start:] = positions[0].cpu()
+            ok = allowed & ((positions[0].cpu()[:, None] - k_pos[None, :]) < window)
+        mask = torch.zeros(ok.shape, dtype=_dtype(model)).masked_fill_(~ok, torch.finfo(_dtype(model)).min)
+        return mask[None, None].to(device)
+
+    out = model(
+        input_ids=torch.tensor([[tree.tokens[i] for i in nodes]], device=device),
+        attention_mask=_mask_argument(model, build),
+        position_ids=positions,
+        past_key_values=cache,
+        use_cache=True,
+    )
+    for row, node in enumerate(nodes):
+        cache_slot[node] = start + row
+    return out.logits[0].float()
+
+
+def keep_positions(cache: DynamicCache, keep: int, extra: Sequence[int] = ()) -> None:
+    """Trim the cache to its first ``keep`` positions followed by positions ``extra``
+    (the accepted tree nodes), in place."""
+    extra = list(extra)
+    if extra == list(range(keep, keep + len(extra))):
+        crop_to(cache, keep + len(extra))
+        return
+    index = torch.tensor(list(range(keep)) + extra, dtype=torch.long)
+    for layer in cache.layers:
+        if layer.is_initialized and layer.keys is not None and layer.keys.numel() > 0:
+            idx = index.to(layer.keys.device)
+            layer.keys = layer.keys.index_select(-2, idx)
+            layer.values = layer.values.index_select(-2, idx)
+
+
+def crop_to(cache: DynamicCache, length: int) -> None:
+    """Drop every cached position from ``length`` on."""
+    excess = cache_length(cache) - length
+    if excess > 0:
+        cache.crop(-excess)
+
+
+class LayerSkipError(ValueError):
+    """The layer-skip draft cannot be built for this model or layer choice."""
+
+
+def layer_skip_model(model: PreTrainedModel, keep_layers: Sequence[int]) -> PreTrainedModel:
+    """A self-draft: the target with only ``keep_layers`` of its decoder layers, sharing every
+    weight (embeddings, kept layers, final norm, head). No copy, no training.
+
+    Layer ``i`` keeps its index, so the draft's own ``DynamicCache`` grows a (empty) slot for
+    each skipped layer below the last kept one.
+    """
+    base_name = model.base_model_prefix
+    base = getattr(model, base_name, None)
+    layers = getattr(base, "layers", None)
+    if not isinstance(layers, nn.ModuleList):
+        raise LayerSkipError(f"layer skipping needs a decoder with `{base_name}.layers`; {type(model).__name__} has none")
+    keep = sorted(set(int(i) for i in keep_layers))
+    if not keep or keep[0] < 0 or keep[-1] >= len(layers):
+        raise LayerSkipError(f"layers to keep must be within 0..{len(layers) - 1}, got {list(keep_layers)}")
+    if len(keep) == len(layers):
+        raise LayerSkipError("layer skipping must skip at least one layer")
+    config = copy.deepcopy(model.config)
+    text_config = config.get_text_config(decoder=True)
+    text_config.num_hidden_layers = len(keep)
+    if getattr(text_config, "layer_types", None):
+        text_config.layer_types = [text_config.layer_types[i] for i in keep]
+    with torch.device("meta"):
+        draft = type(model)(config)
+    draft_base = getattr(draft, base_name)
+    for name, child in base.named_children():
+        setattr(draft_base, name, nn.ModuleList([layers[i] for i in keep]) if name == "layers" else child)
+    for name, child in model.named_children():
+        if name != base_name:
+            setattr(draft, name, child)
+    leftovers = [n for n, t in [*draft.named_parameters(), *draft.named_buffers()] if t.is_meta]
+    if leftovers:
+        raise LayerSkipError(f"could not share these weights with the target: {leftovers[:5]}")
+    draft.eval()
+    return draft

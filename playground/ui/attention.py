@@ -1,0 +1,497 @@
+"""Attention-maps tab: where each layer and head looks, two models side by side.
+
+The analysis lives in :mod:`playground.attention`; this module turns its results into plotly
+figures, head-grid thumbnails (a `gr.Gallery`, because `gr.Plot` has no click event in gradio 6),
+a clickable text for picking the query unit, and export files.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import logging
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import gradio as gr
+import numpy as np
+import plotly.graph_objects as go
+from PIL import Image
+from plotly.colors import diverging, sequential
+from plotly.colors import hex_to_rgb as _hex_to_rgb
+from plotly.subplots import make_subplots
+
+from models.registry import get_spec
+from playground import attention as core
+from playground.ui.common import check_text, model_choices, user_errors
+
+if TYPE_CHECKING:
+    from playground.config import AppConfig
+
+log = logging.getLogger(__name__)
+
+NONE = ""  # model B: nothing
+LEVELS = ("encoder", "backbone", "decoder")
+AGG_CHOICES = [
+    ("mean of heads", "mean"),
+    ("max of heads", "max"),
+    ("one head", "head"),
+    ("rollout (mean heads, layers ≤ L)", "rollout"),
+]
+AXES_CHOICES = [("model units", "units"), ("characters (compare models)", "chars")]
+SCALE_CHOICES = [("√ (small weights visible)", "sqrt"), ("linear", "linear")]
+ALL_TICKS = 64  # label every unit up to this many per axis; plotly thins labels above
+MAX_BOUNDARY_LINES = 300
+THUMB_PX = 112
+FIG_HEIGHT = 560
+
+_VIRIDIS = [_hex_to_rgb(c) for c in sequential.Viridis]
+_RDBU = list(reversed(diverging.RdBu))  # blue = negative, red = positive
+
+
+# ------------------------------------------------------------------------------ colour scales
+
+
+def _lerp_colors(colors: Sequence[tuple[int, int, int]], t: np.ndarray) -> np.ndarray:
+    """Colours at positions t ∈ [0, 1] along a list of RGB stops (piecewise linear)."""
+    stops = np.asarray(colors, dtype=np.float64)
+    x = np.clip(t, 0, 1) * (len(stops) - 1)
+    lo = np.floor(x).astype(int).clip(0, len(stops) - 2)
+    frac = (x - lo)[..., None]
+    return stops[lo] * (1 - frac) + stops[lo + 1] * frac
+
+
+def colorscale(scale: str, diverging_: bool = False, steps: int = 24) -> list[list[Any]]:
+    """A plotly colorscale; with "sqrt", colour follows √weight so small weights stay visible
+    while the hover and the colour bar keep the true weights."""
+    palette = _RDBU if diverging_ else sequential.Viridis
+    rgb = [_hex_to_rgb(c) if c.startswith("#") else tuple(int(v) for v in c[4:-1].split(",")) for c in palette]
+    out = []
+    for i in range(steps + 1):
+        t = i / steps  # colour position
+        if diverging_:
+            s = 2 * t - 1
+            pos = 0.5 + 0.5 * np.sign(s) * (s * s if scale == "sqrt" else abs(s))
+        else:
+            pos = t * t if scale == "sqrt" else t
+        r, g, b = _lerp_colors(rgb, np.array(t))
+        out.append([float(pos), f"rgb({r:.0f},{g:.0f},{b:.0f})"])
+    return out
+
+
+def thumbnail(matrix: np.ndarray, scale: str, px: int = THUMB_PX) -> Image.Image:
+    """A small viridis image of one head (normalised by its own maximum)."""
+    m = np.asarray(matrix, dtype=np.float64)
+    top = float(m.max()) if m.size else 0.0
+    t = m / top if top > 0 else m
+    if scale == "sqrt":
+        t = np.sqrt(t)
+    rgb = _lerp_colors(_VIRIDIS, t).astype(np.uint8)
+    image = Image.fromarray(rgb, "RGB")
+    n = max(m.shape)
+    if n and n < px:
+        image = image.resize((px - px % n, px - px % n), Image.Resampling.NEAREST)
+    return image
+
+
+# ------------------------------------------------------------------------------------ figures
+
+
+def _categories(labels: Sequence[str], bin_size: int) -> list[str]:
+    """Unique axis categories: position (or range when binned) and the unit's label."""
+    out = []
+    for i, label in enumerate(labels):
+        pos = f"{i * bin_size}–{(i + 1) * bin_size - 1}" if bin_size > 1 else str(i)
+        out.append(f"{pos}: {core.shorten(label, 24)}")
+    return out
+
+
+def _axis_ticks(labels: Sequence[str], categories: Sequence[str]) -> dict[str, Any]:
+    if len(labels) <= ALL_TICKS:
+        return {"tickmode": "array", "tickvals": list(categories), "ticktext": [core.shorten(x, 10) for x in labels]}
+    return {"tickmode": "auto", "nticks": 40}
+
+
+def _boundary_shapes(bounds: Sequence[float], n: int, xref: str, yref: str, rows: bool = True) -> list[dict[str, Any]]:
+    if not bounds or len(bounds) > MAX_BOUNDARY_LINES:
+        return []
+    style = {"color": "rgba(255,255,255,0.55)", "width": 1, "dash": "dot"}
+    shapes = []
+    for b in bounds:
+        x = b - 0.5
+        shapes.append({"type": "line", "xref": xref, "yref": f"{yref} domain", "x0": x, "x1": x, "y0": 0, "y1": 1, "line": style})
+        if rows:
+            shapes.append({"type": "line", "yref": yref, "xref": f"{xref} domain", "y0": x, "y1": x, "x0": 0, "x1": 1, "line": style})
+    return shapes
+
+
+def heatmap_figure(maps: Sequence[core.Heatmap], diff: core.Heatmap | None = None, scale: str = "sqrt") -> go.Figure:
+    """The models' heatmaps side by side (shared colour bar), then A − B on character axes."""
+    panels = [*maps, *([diff] if diff is not None else [])]
+    fig = make_subplots(
+        rows=1,
+        cols=len(panels),
+        subplot_titles=[p.title for p in panels],
+        horizontal_spacing=0.1 if len(panels) > 1 else 0.02,
+    )
+    top = max([float(np.nanmax(m.matrix)) for m in maps if m.matrix.size] + [1e-6])
+    shapes: list[dict[str, Any]] = []
+    for i, panel in enumerate(panels, start=1):
+        is_diff = diff is not None and panel is diff
+        cats = _categories(panel.labels, panel.bin_size)
+        fig.add_trace(
+            go.Heatmap(
+                z=panel.matrix,
+                x=cats,
+                y=cats,
+                coloraxis="coloraxis2" if is_diff else "coloraxis",
+                hovertemplate="query %{y}<br>key %{x}<br>" + ("A − B" if is_diff else "weight") + " %{z:.4f}<extra></extra>",
+                hoverongaps=False,
+            ),
+            row=1,
+            col=i,
+        )
+        suffix = "" if i == 1 else str(i)
+        ticks = _axis_ticks(panel.labels, cats)
+        fig.update_layout(
+            {
+                f"xaxis{suffix}": {"type": "category", "tickangle": -90, "tickfont": {"size": 10}, "constrain": "domain", **ticks},
+                f"yaxis{suffix}": {
+                    "type": "category",
+                    "autorange": "reversed",
+                    "tickfont": {"size": 10},
+                    "scaleanchor": f"x{suffix}",
+                    "constrain": "domain",
+                    **ticks,
+                },
+            }
+        )
+        shapes += _boundary_shapes(panel.boundaries, len(cats), f"x{suffix}", f"y{suffix}")
+    layout: dict[str, Any] = {
+        "height": FIG_HEIGHT,
+        "margin": {"l": 80, "r": 30, "t": 50, "b": 90},
+        "coloraxis": {
+            "colorscale": colorscale(scale),
+            "cmin": 0.0,
+            "cmax": top,
+            "colorbar": {"title": {"text": "weight"}, "x": 1.0 if diff is None else 0.62, "len": 0.8, "thickness": 12},
+        },
+        "shapes": shapes,
+        "font": {"size": 11},
+    }
+    if diff is not None:
+        span = max(float(np.abs(diff.matrix).max()) if diff.matrix.size else 0.0, 1e-6)
+        layout["coloraxis2"] = {
+            "colorscale": colorscale(scale, diverging_=True),
+            "cmin": -span,
+            "cmax": span,
+            "colorbar": {"title": {"text": "A − B"}, "x": 1.0, "len": 0.8, "thickness": 12},
+        }
+    fig.update_layout(layout)
+    fig.update_annotations(font_size=12)
+    return fig
+
+
+def profile_figure(profiles: Sequence[core.Profile], scale: str = "sqrt") -> go.Figure:
+    """For each model, a strip per layer: what the query attends to."""
+    heights = [len(p.matrix) for p in profiles]
+    fig = make_subplots(
+        rows=len(profiles),
+        cols=1,
+        subplot_titles=[p.title for p in profiles],
+        row_heights=heights,
+        vertical_spacing=min(0.25, 90 / max(sum(22 * h + 90 for h in heights), 1)),
+    )
+    top = max([float(p.matrix.max()) for p in profiles if p.matrix.size] + [1e-6])
+    shapes: list[dict[str, Any]] = []
+    for i, p in enumerate(profiles, start=1):
+        cats = _categories(p.labels, p.bin_size)
+        layers = [f"layer {k}" for k in range(len(p.matrix))]
+        fig.add_trace(
+            go.Heatmap(
+                z=p.matrix,
+                x=cats,
+                y=layers,
+                coloraxis="coloraxis",
+                hovertemplate=f"{html.escape(p.query)} → %{{x}}<br>%{{y}}<br>weight %{{z:.4f}}<extra></extra>",
+            ),
+            row=i,
+            col=1,
+        )
+        suffix = "" if i == 1 else str(i)
+        fig.update_layout(
+            {
+                f"xaxis{suffix}": {"type": "category", "tickangle": -90, "tickfont": {"size": 10}, **_axis_ticks(p.labels, cats)},
+                f"yaxis{suffix}": {"type": "category", "autorange": "reversed", "tickfont": {"size": 10}},
+            }
+        )
+        shapes += _boundary_shapes(p.boundaries, len(cats), f"x{suffix}", f"y{suffix}", rows=False)
+    fig.update_layout(
+        height=int(sum(22 * h + 150 for h in heights)),
+        margin={"l": 70, "r": 30, "t": 40, "b": 40},
+        coloraxis={"colorscale": colorscale(scale), "cmin": 0.0, "cmax": top, "colorbar": {"title": {"text": "weight"}, "thickness": 12}},
+        shapes=shapes,
+        font={"size": 11},
+    )
+    fig.update_annotations(font_size=12)
+    return fig
+
+
+# ------------------------------------------------------------------------------------ the view
+
+
+def _models(config: AppConfig, model_a: str | None, model_b: str | None) -> list[str]:
+    names = [n for n in (model_a, model_b) if n]
+    if not names:
+        raise ValueError("Please choose a model (A).")
+    unknown = [n for n in names if n not in config.models]
+    if unknown:
+        raise ValueError(f"Unknown model(s): {', '.join(unknown)}. This app offers: {', '.join(config.models)}.")
+    return list(dict.fromkeys(names))
+
+
+def _note(results: Sequence[core.AttentionResult], maps: Sequence[core.Heatmap], level: str, axes: str) -> str:
+    lines = []
+    for r, m in zip(results, maps, strict=True):
+        lvl = r.level(level)
+        sink = ""
+        if m.special is not None and m.special.size:
+            sink = f" Weight on units without characters ([BOS], [CTX]…), spread back over the characters: {m.special.mean():.0%} on average."
+        lines.append(
+            f"**{html.escape(r.model)}** · {lvl.name}: {lvl.n_units:,} units, {lvl.n_layers} layers × {lvl.n_heads} heads "
+            f"(computed in {r.seconds:.2f} s). {lvl.note}{sink}"
+        )
+        lines += [f"⚠ {n}" for n in m.notes]
+    if any(r.family == "hat" for r in results):
+        lines.append("Dotted lines: HAT word boundaries.")
+    if len(results) == 2 and axes == "units":
+        lines.append("The two models cut the text differently: switch the axes to **characters** for a difference map.")
+    return "\n\n".join(f"<small>{line}</small>" for line in lines)
+
+
+def _query_text(result: core.AttentionResult, level: str, char: int) -> list[tuple[str, str | None]]:
+    """The text cut into the first model's units (of the shown level), the query unit marked."""
+    lvl = result.level(level)
+    q = core.query_index(lvl, char)
+    spans: list[tuple[str, str | None]] = []
+    seen = -1
+    for i, u in enumerate(lvl.units):
+        if u.special or u.char_end <= seen:
+            continue
+        start = max(u.char_start, seen)
+        spans.append((result.text[start : u.char_end], "query" if i == q else "unit"))
+        seen = u.char_end
+    return spans
+
+
+def _char_of_span(result: core.AttentionResult, level: str, index: int) -> int:
+    spans = _query_text(result, level, 0)
+    return sum(len(t) for t, _ in spans[: max(0, index)])
+
+
+def render(
+    config: AppConfig,
+    text: str,
+    model_a: str | None,
+    model_b: str | None,
+    level: str,
+    axes: str,
+    how: str,
+    layer: int,
+    head: int,
+    scale: str,
+    query: int,
+) -> dict[str, Any]:
+    """Everything the view shows, as plain values (figures, images, markdown)."""
+    text = check_text(text, config)
+    names = _models(config, model_a, model_b)
+    level = level if level in LEVELS else "backbone"
+    axes = axes if axes in ("units", "chars") else "units"
+    if how not in core.AGGREGATIONS:
+        raise ValueError(f"Unknown aggregation {how!r}; choose from {', '.join(core.AGGREGATIONS)}.")
+    results = [core.cached_attention(name, text) for name in names]
+    levels = [r.level(level) for r in results]
+    max_layers = max(lvl.n_layers for lvl in levels)
+    max_heads = max(lvl.n_heads for lvl in levels)
+    layer = core.clamp(layer, max_layers)
+    head = core.clamp(head, max_heads)
+    query = core.clamp(query, len(text))
+
+    start = time.perf_counter()
+    maps = [core.heatmap(r, level, layer, how, head, axes) for r in results]
+    diff = core.difference(maps[0], maps[1]) if len(maps) == 2 and axes == "chars" else None
+    figure = heatmap_figure(maps, diff, scale)
+    profiles = [core.profile(r, level, query, how, head, axes) for r in results]
+    grids = []
+    for r in results:
+        thumbs = core.head_grid(r, level, layer, axes)
+        grids.append([(thumbnail(m, scale), f"head {h}") for h, m in enumerate(thumbs)])
+    log.debug("attention view rendered in %.2f s", time.perf_counter() - start)
+    return {
+        "results": results,
+        "figure": figure,
+        "note": _note(results, maps, level, axes),
+        "grids": grids,
+        "profile": profile_figure(profiles, scale),
+        "query_text": _query_text(results[0], level, query),
+        "layer": layer,
+        "head": head,
+        "query": query,
+        "max_layers": max_layers,
+        "max_heads": max_heads,
+        "has_hat": any(r.family == "hat" for r in results),
+        "names": names,
+    }
+
+
+def build_tab(config: AppConfig) -> None:
+    """Create the attention-maps components and wire their events (inside a gr.Tab)."""
+    choices = model_choices(config)
+    names = [n for _, n in choices]
+    families = {n: get_spec(n).family for n in names}
+    default_a = next((n for n in names if families[n] == "hat"), names[0] if names else None)
+    default_b = next((n for n in names if n != default_a and families[n] != families.get(default_a or "")), None)
+    default_b = default_b or next((n for n in names if n != default_a), NONE)
+
+    gr.Markdown(
+        "Where does each layer look? Rows are queries, columns the units they attend to. Put two models side by "
+        "side, switch to **character** axes to compare them on the same characters (with a difference map), "
+        "open a single head from the **head grid**, or click a unit of the text to see what it attends to in "
+        "every layer. For **HAT**, choose the byte encoder, the word backbone or the byte decoder."
+    )
+    with gr.Row():
+        with gr.Column(scale=3):
+            text = gr.Textbox(
+                label="Text",
+                value="The quick brown fox jumps over the lazy dog.",
+                lines=3,
+                max_lines=10,
+                elem_id="attention-text",
+            )
+        with gr.Column(scale=2):
+            with gr.Row():
+                model_a = gr.Dropdown(choices=choices, value=default_a, label="Model A", elem_id="attention-model-a")
+                model_b = gr.Dropdown(
+                    choices=[("— none —", NONE), *choices], value=default_b, label="Model B", elem_id="attention-model-b"
+                )
+            run = gr.Button("Show attention", variant="primary", elem_id="attention-run")
+    with gr.Row():
+        level = gr.Radio(
+            choices=list(LEVELS),
+            value="backbone",
+            label="HAT level",
+            visible=any(families.get(n) == "hat" for n in (default_a, default_b)),
+            elem_id="attention-level",
+        )
+        axes = gr.Radio(choices=AXES_CHOICES, value="units", label="Axes", elem_id="attention-axes")
+        how = gr.Radio(choices=AGG_CHOICES, value="mean", label="Heads", elem_id="attention-how")
+        scale = gr.Radio(choices=SCALE_CHOICES, value="sqrt", label="Colour", elem_id="attention-scale")
+    with gr.Row():
+        layer = gr.Slider(0, 1, value=0, step=1, label="Layer", elem_id="attention-layer")
+        head = gr.Slider(0, 1, value=0, step=1, label="Head (for “one head”)", elem_id="attention-head")
+    note = gr.Markdown(elem_id="attention-note")
+    plot = gr.Plot(label="Attention", show_label=False, elem_id="attention-plot")
+    gr.Markdown("#### Head grid: every head of the layer — click one to open it above")
+    with gr.Row():
+        grid_a = gr.Gallery(
+            label="Model A heads", columns=6, height="auto", allow_preview=False, object_fit="contain", elem_id="attention-grid-a"
+        )
+        grid_b = gr.Gallery(
+            label="Model B heads", columns=6, height="auto", allow_preview=False, object_fit="contain", elem_id="attention-grid-b"
+        )
+    gr.Markdown("#### What does this unit attend to? Click a unit of the text (units of model A)")
+    query_text = gr.HighlightedText(
+        label="Query",
+        show_legend=False,
+        show_inline_category=False,
+        color_map={"query": "#ff922b", "unit": "#e7f5ff"},
+        elem_id="attention-query",
+    )
+    query = gr.Number(value=0, precision=0, label="Query character", visible=False, elem_id="attention-query-char")
+    profile_plot = gr.Plot(label="Attention of the query in every layer", show_label=False, elem_id="attention-profile")
+    with gr.Row():
+        png = gr.Button("Figure as PNG", size="sm", elem_id="attention-export-png")
+        page = gr.Button("Figure as HTML", size="sm", elem_id="attention-export-html")
+        npz = gr.Button("Raw weights (.npz)", size="sm", elem_id="attention-export-npz")
+    files = gr.File(label="Downloads", file_count="multiple", interactive=False, elem_id="attention-files")
+
+    controls = [text, model_a, model_b, level, axes, how, layer, head, scale, query]
+    outputs = [plot, note, grid_a, grid_b, profile_plot, query_text, layer, head, query, level]
+
+    @user_errors
+    def show(*args: Any) -> tuple[Any, ...]:
+        view = render(config, *args)
+        grids = view["grids"] + [[]]
+        return (
+            view["figure"],
+            view["note"],
+            gr.Gallery(value=grids[0], label=f"{view['names'][0]} · layer {view['layer']}"),
+            gr.Gallery(
+                value=grids[1],
+                label=f"{view['names'][1]} · layer {view['layer']}" if len(view["names"]) > 1 else "Model B heads",
+                visible=len(view["names"]) > 1,
+            ),
+            view["profile"],
+            view["query_text"],
+            gr.Slider(maximum=max(view["max_layers"] - 1, 1), value=view["layer"]),
+            gr.Slider(maximum=max(view["max_heads"] - 1, 1), value=view["head"]),
+            view["query"],
+            gr.Radio(visible=view["has_hat"]),
+        )
+
+    common = {"concurrency_id": "attention", "concurrency_limit": 1}
+    run.click(show, controls, outputs, api_name="attention", **common)
+    text.submit(show, controls, outputs, api_visibility="private", **common)
+    for radio in (level, axes, how, scale):
+        radio.input(show, controls, outputs, api_visibility="private", **common)
+    for slider in (layer, head):
+        slider.input(show, controls, outputs, api_visibility="private", trigger_mode="always_last", **common)
+
+    def open_head(evt: gr.SelectData) -> tuple[int, str]:
+        return int(evt.index), "head"
+
+    for grid in (grid_a, grid_b):
+        grid.select(open_head, None, [head, how], api_visibility="private", **common).then(
+            show, controls, outputs, api_visibility="private", **common
+        )
+
+    @user_errors
+    def pick_query(text_value: str, model: str | None, level_value: str, evt: gr.SelectData) -> int:
+        result = core.cached_attention(_models(config, model, None)[0], check_text(text_value, config))
+        index = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+        return _char_of_span(result, level_value, int(index))
+
+    query_text.select(pick_query, [text, model_a, level], [query], api_visibility="private", **common).then(
+        show, controls, outputs, api_visibility="private", **common
+    )
+
+    @user_errors
+    def export(kind: str, *args: Any) -> list[str]:
+        view = render(config, *args)
+        folder = Path(tempfile.mkdtemp(prefix="attention-"))
+        stem = "-".join(_slug(n) for n in view["names"])
+        if kind == "npz":
+            return [str(core.save_npz(r, folder / f"attention-{_slug(r.model)}.npz")) for r in view["results"]]
+        if kind == "html":
+            path = folder / f"attention-{stem}.html"
+            view["figure"].write_html(path, include_plotlyjs=True, full_html=True)
+            return [str(path)]
+        path = folder / f"attention-{stem}.png"
+        try:
+            view["figure"].write_image(path, width=1400, height=FIG_HEIGHT + 60, scale=1.5)
+        except Exception as err:  # kaleido needs a Chrome/Chromium; the plot's own camera icon works without
+            raise gr.Error(
+                f"PNG export needs Chrome/Chromium for kaleido ({err}). Use the camera icon of the plot instead."
+            ) from err
+        return [str(path)]
+
+    for button, kind in ((png, "png"), (page, "html"), (npz, "npz")):
+        button.click(functools.partial(export, kind), controls, [files], api_visibility="private", **common)
+
+
+def _slug(name: str) -> str:
+    keep = "".join(c if c.isalnum() or c in "-_." else "-" for c in name.split("/")[-1] or name)
+    return keep.strip("-") or "model"

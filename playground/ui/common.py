@@ -1,0 +1,135 @@
+"""Helpers shared by the view tabs: user errors, model pickers, text checks, whitespace display."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+import gradio as gr
+
+from models.registry import ModelSpec, format_params, get_spec
+from playground.config import AppConfig, validate_text
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# How `visible_whitespace` shows invisible characters.
+WHITESPACE_SYMBOLS: dict[str, str] = {
+    " ": "⋅",
+    "\n": "↵",
+    "\t": "→",
+    "\r": "␍",
+    "\u00a0": "⍽",  # no-break space
+}
+
+
+def user_errors(fn: F) -> F:
+    """Decorate an event handler so a `ValueError` (a user error) is shown as a `gr.Error`.
+
+    Works for plain functions and generators. Other exceptions propagate unchanged (Gradio
+    shows a generic error and the traceback is logged).
+    """
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def gen_wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                yield from fn(*args, **kwargs)
+            except gr.Error:
+                raise
+            except ValueError as err:
+                raise as_gr_error(err) from err
+
+        return gen_wrapper  # type: ignore[return-value]
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except ValueError as err:
+            raise as_gr_error(err) from err
+
+    return wrapper  # type: ignore[return-value]
+
+
+def as_gr_error(err: Exception) -> gr.Error:
+    """A `gr.Error` carrying the message of `err` (no traceback printed: it is a user error)."""
+    return gr.Error(str(err), print_exception=False)
+
+
+def check_text(text: str | None, config: AppConfig) -> str:
+    """`validate_text` with the app's character limit; raises `TextInputError` (a ValueError)."""
+    return validate_text(text, config.max_text_chars)
+
+
+def check_models(selected: Iterable[str] | str | None, config: AppConfig, at_least: int = 1) -> list[str]:
+    """Validate a model picker's value against the models the app offers; returns a list of names."""
+    if selected is None:
+        names: list[str] = []
+    elif isinstance(selected, str):
+        names = [selected]
+    else:
+        names = list(selected)
+    unknown = [n for n in names if n not in config.models]
+    if unknown:
+        raise ValueError(f"Unknown model(s): {', '.join(unknown)}. This app offers: {', '.join(config.models)}.")
+    if len(names) < at_least:
+        raise ValueError(f"Please select at least {at_least} model{'s' if at_least > 1 else ''}.")
+    return names
+
+
+def model_label(spec: ModelSpec) -> str:
+    """Display name of a model, e.g. `"smollm2-135m · bpe · 134.5M"`."""
+    return f"{spec.name} · {spec.family} · {format_params(spec.params)}"
+
+
+def model_choices(config: AppConfig, families: Iterable[str] | None = None) -> list[tuple[str, str]]:
+    """`(label, name)` pairs of the app's models, optionally only those of some families."""
+    wanted = set(families) if families is not None else None
+    choices = []
+    for name in config.models:
+        spec = get_spec(name)
+        if wanted is None or spec.family in wanted:
+            choices.append((model_label(spec), name))
+    return choices
+
+
+def model_selector(
+    config: AppConfig,
+    *,
+    label: str = "Models",
+    value: list[str] | str | None = None,
+    multiselect: bool = True,
+    families: Iterable[str] | None = None,
+    info: str | None = None,
+    **kwargs: Any,
+) -> gr.Dropdown:
+    """A dropdown over the app's models (multi-select by default).
+
+    `value` defaults to all offered models for a multi-select, the first one otherwise. Extra
+    keyword arguments go to `gr.Dropdown`.
+    """
+    choices = model_choices(config, families)
+    names = [name for _, name in choices]
+    if value is None:
+        value = names if multiselect else (names[0] if names else None)
+    return gr.Dropdown(
+        choices=choices,
+        value=value,
+        multiselect=multiselect,
+        label=label,
+        info=info,
+        **kwargs,
+    )
+
+
+def visible_whitespace(text: str, keep_newlines: bool = False) -> str:
+    """Show spaces as ⋅, newlines as ↵, tabs as →, CR as ␍ and no-break spaces as ⍽.
+
+    With `keep_newlines`, each ↵ is followed by the newline itself, so line breaks still render.
+    """
+    symbols = {**WHITESPACE_SYMBOLS, "\n": "↵\n"} if keep_newlines else WHITESPACE_SYMBOLS
+    return "".join(symbols.get(ch, ch) for ch in text)

@@ -1,0 +1,416 @@
+"""Speculative decoding: tree attention, lossless acceptance, every drafter, the CLI."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+import models  # noqa: F401  (OMP_WAIT_POLICY before torch threads start)
+from playground.speculative.acceptance import accept_greedy, accept_sampling
+from playground.speculative.cli import main as cli_main
+from playground.speculative.compare import RunSettings, SpeculativeInputError, compare, encode_prompt
+from playground.speculative.drafters import (
+    DRAFTER_NAMES,
+    DrafterError,
+    DraftSettings,
+    PromptLookupDrafter,
+    make_drafter,
+    parse_layers,
+)
+from playground.speculative.engine import plain_generate, speculative_generate
+from playground.speculative.modeling import (
+    forward_tokens,
+    forward_tree,
+    keep_positions,
+    layer_skip_model,
+    new_cache,
+)
+from playground.speculative.suffix_automaton import SuffixAutomaton
+from playground.speculative.tree import ROOT, DraftTree, tree_attention_mask
+
+VOCAB = 48
+PROMPTS = [
+    [1, 5, 7, 9, 5, 7, 9, 11, 3, 5, 7],
+    [2, 30, 31, 32, 33, 30, 31],
+    [4],
+    [10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 10, 11, 12],
+]
+
+
+def tiny_llama(seed: int, layers: int = 3, vocab: int = VOCAB) -> LlamaForCausalLM:
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=vocab,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+    )
+    model = LlamaForCausalLM(config).eval()
+    # Sharper than the default init, so greedy decoding has clear winners and loops that the
+    # model-free drafters can exploit.
+    with torch.no_grad():
+        model.lm_head.weight.mul_(8.0)
+    return model
+
+
+@pytest.fixture(scope="module")
+def target() -> LlamaForCausalLM:
+    return tiny_llama(0)
+
+
+@pytest.fixture(scope="module")
+def other_draft() -> LlamaForCausalLM:
+    return tiny_llama(1, layers=1)
+
+
+def random_tree(rng: random.Random, n: int, vocab: int = VOCAB) -> DraftTree:
+    tree = DraftTree()
+    for _ in range(n):
+        tree.add(rng.randrange(vocab), rng.choice([ROOT, *range(len(tree))]))
+    return tree
+
+
+# --- tree attention ----------------------------------------------------------------------
+
+
+def test_tree_mask_shape_and_ancestors() -> None:
+    tree = DraftTree()
+    a = tree.add(5)
+    b = tree.add(6, a)
+    c = tree.add(7)
+    mask = tree_attention_mask(tree, prefix_len=2, dtype=torch.float32)
+    assert mask.shape == (1, 1, 4, 6)
+    allowed = (mask[0, 0] == 0).int().tolist()
+    # columns: prefix 0, prefix 1, root, a, b, c
+    assert allowed == [[1, 1, 1, 0, 0, 0], [1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 0], [1, 1, 1, 0, 0, 1]]
+    assert tree.depths() == [1, 2, 1] and tree.path_to(b) == [a, b] and tree.children(ROOT) == [a, c]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_tree_logits_equal_sequential_logits(target: LlamaForCausalLM, seed: int) -> None:
+    rng = random.Random(seed)
+    prefix = [rng.randrange(VOCAB) for _ in range(7)]
+    root = rng.randrange(VOCAB)
+    tree = random_tree(rng, 12)
+    cache = new_cache()
+    forward_tokens(target, cache, prefix)
+    tree_logits = forward_tree(target, cache, root, tree)
+    full = tree_logits.all()
+    for node in [ROOT, *range(len(tree))]:
+        path = [tree.tokens[i] for i in tree.path_to(node)] if node != ROOT else []
+        sequential = forward_tokens(target, new_cache(), prefix + [root, *path])[-1]
+        row = 0 if node == ROOT else node + 1
+        torch.testing.assert_close(full[row], sequential, atol=1e-4, rtol=1e-4)
+
+    # Keep one path in the cache: continuing from it matches a sequential run.
+    leaf = max(range(len(tree)), key=lambda i: len(tree.path_to(i)))
+    path = tree.path_to(leaf)
+    keep_positions(cache, len(prefix) + 1, [len(prefix) + 1 + i for i in path])
+    nxt = forward_tokens(target, cache, [3])[-1]
+    sequential = forward_tokens(target, new_cache(), prefix + [root] + [tree.tokens[i] for i in path] + [3])[-1]
+    torch.testing.assert_close(nxt, sequential, atol=1e-4, rtol=1e-4)
+
+
+def test_lazy_rows_equal_full_logits(target: LlamaForCausalLM) -> None:
+    rng = random.Random(5)
+    tree = random_tree(rng, 6)
+    cache = new_cache()
+    forward_tokens(target, cache, [1, 2, 3])
+    lazy = forward_tree(target, cache, 4, tree)
+    rows = [lazy[r] for r in (3, 0)]
+    assert lazy.computed_rows == [0, 3]
+    full = lazy.all()
+    torch.testing.assert_close(rows[0], full[3], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(rows[1], full[0], atol=1e-5, rtol=1e-5)
+
+
+# --- greedy: identical to plain greedy for every drafter -----------------------------------
+
+DRAFTER_CASES = [
+    ("prompt-lookup", "chain", None),
+    ("suffix-automaton", "chain", None),
+    ("token-recycling", "chain", None),
+    ("layer-skip", "chain", None),
+    ("layer-skip", "static", None),
+    ("layer-skip", "dynamic", None),
+    ("draft-model", "chain", "self"),
+    ("draft-model", "static", "self"),
+    ("draft-model", "dynamic", "self"),
+    ("draft-model", "chain", "other"),
+    ("draft-model", "static", "other"),
+    ("draft-model", "dynamic", "other"),
+]
+
+
+@pytest.mark.parametrize(("name", "shape", "draft"), DRAFTER_CASES)
+@pytest.mark.parametrize("budget", [1, 6])
+def test_greedy_identical_to_plain(
+    target: LlamaForCausalLM, other_draft: LlamaForCausalLM, name: str, shape: str, draft: str | None, budget: int
+) -> None:
+    draft_model = target if draft == "self" else other_draft
+    total_accepted = 0
+    for prompt in PROMPTS:
+        plain = plain_generate(target, prompt, max_new_tokens=30)
+        drafter = make_drafter(
+            name, target, DraftSettings(budget=budget, max_depth=4), draft_model=draft_model, shape=shape
+        )
+        spec = speculative_generate(target, prompt, drafter, max_new_tokens=30)
+        assert spec.output_ids == plain.output_ids, (name, shape, prompt)
+        assert sum(len(s.new_tokens) for s in spec.steps) == 30
+        assert spec.target_passes == len(spec.steps)
+        total_accepted += sum(len(s.accepted) for s in spec.steps)
+        if draft == "self" and shape == "chain":  # the target drafting for itself is always right
+            assert all(len(s.accepted) == len(s.tree) for s in spec.steps)
+    if name in ("prompt-lookup", "suffix-automaton", "token-recycling") and budget > 1:
+        assert total_accepted > 0, "random models loop; model-free drafters should catch some of it"
+
+
+def test_greedy_stops_at_eos(target: LlamaForCausalLM) -> None:
+    plain = plain_generate(target, PROMPTS[0], max_new_tokens=30)
+    eos = plain.output_ids[12]
+    plain = plain_generate(target, PROMPTS[0], max_new_tokens=30, eos_ids={eos})
+    drafter = make_drafter("draft-model", target, DraftSettings(6, 4), draft_model=target)
+    spec = speculative_generate(target, PROMPTS[0], drafter, max_new_tokens=30, eos_ids={eos})
+    assert spec.output_ids == plain.output_ids and spec.output_ids[-1] == eos
+
+
+# --- sampling: lossless -------------------------------------------------------------------
+
+
+def chi_square_p_value(counts: torch.Tensor, probs: torch.Tensor) -> float:
+    """Pearson's chi-square test of ``counts`` against ``probs`` (tiny cells pooled)."""
+    n = counts.sum()
+    expected = probs * n
+    big = expected >= 5
+    obs = torch.cat([counts[big], counts[~big].sum()[None]]).double()
+    exp = torch.cat([expected[big], expected[~big].sum()[None]]).double()
+    keep = exp > 0
+    stat = ((obs[keep] - exp[keep]) ** 2 / exp[keep]).sum()
+    dof = int(keep.sum()) - 1
+    return float(torch.special.gammaincc(torch.tensor(dof / 2.0), stat / 2.0))
+
+
+def test_sampling_rule_matches_target_on_a_tree() -> None:
+    """Depth-2 tree mixing sampled siblings (without replacement) and point masses: the joint
+    distribution of the first two tokens equals the target's."""
+    gen = torch.Generator().manual_seed(0)
+    v = 6
+    p_root = torch.tensor([0.05, 0.3, 0.25, 0.2, 0.15, 0.05])
+    p_child = torch.softmax(torch.randn(v, v, generator=gen) * 1.5, dim=-1)
+    q_root = torch.tensor([0.3, 0.05, 0.1, 0.4, 0.1, 0.05])
+    joint = p_root[:, None] * p_child
+    counts = torch.zeros(v * v)
+    n_draws = 12000
+    for _ in range(n_draws):
+        tree = DraftTree()
+        # root: 3 children drawn without replacement from q_root (Gumbel top-k)
+        u = torch.rand(v, generator=gen).clamp_min(1e-12)
+        order = torch.topk(torch.log(q_root) - torch.log(-torch.log(u)), 3).indices.tolist()
+        tree.proposals[ROOT] = q_root
+        kids = [tree.add(t) for t in order]
+        # the first child gets two deterministic candidates, the second one
+        tree.add(2, kids[0])
+        tree.add(4, kids[0])
+        tree.add(1, kids[1])
+        logits = torch.log(torch.stack([p_root] + [p_child[t] for t in tree.tokens]))
+        verdict = accept_sampling(tree, logits, 1.0, gen)
+        first = [tree.tokens[i] for i in verdict.accepted] + [verdict.bonus]
+        if len(first) == 1:  # nothing accepted: the second token comes from p_child
+            second = int(torch.multinomial(p_child[first[0]], 1, generator=gen))
+            first.append(second)
+        counts[first[0] * v + first[1]] += 1
+    assert chi_square_p_value(counts, joint.flatten()) > 1e-3
+
+
+def test_sampling_rule_with_temperature() -> None:
+    gen = torch.Generator().manual_seed(1)
+    logits = torch.tensor([[1.0, 0.5, -0.5, 2.0, 0.0]])
+    temperature = 0.7
+    p = torch.softmax(logits[0] / temperature, dim=-1)
+    tree = DraftTree()
+    tree.add(3)
+    tree.add(0)
+    logits = logits.expand(3, -1)
+    counts = torch.zeros(5)
+    for _ in range(6000):
+        verdict = accept_sampling(tree, logits, temperature, gen)
+        counts[tree.tokens[verdict.accepted[0]] if verdict.accepted else verdict.bonus] += 1
+    assert chi_square_p_value(counts, p) > 1e-3
+
+
+def test_greedy_rule_follows_argmax() -> None:
+    tree = DraftTree()
+    a = tree.add(1)
+    tree.add(2)
+    b = tree.add(3, a)
+    logits = torch.zeros(4, 5)
+    logits[0, 1] = logits[a + 1, 3] = logits[b + 1, 4] = 5.0
+    verdict = accept_greedy(tree, logits)
+    assert verdict.accepted == [a, b] and verdict.bonus == 4
+
+
+@pytest.mark.parametrize(("name", "shape"), [("draft-model", "static"), ("token-recycling", "chain")])
+def test_speculative_sampling_next_tokens_match_target(
+    other_draft: LlamaForCausalLM, name: str, shape: str
+) -> None:
+    """End to end on a tiny model: the first two sampled tokens follow the target's law."""
+    vocab, temperature = 8, 1.3
+    model = tiny_llama(3, layers=2, vocab=vocab)
+    with torch.no_grad():
+        model.lm_head.weight.mul_(0.25)
+    draft = tiny_llama(4, layers=1, vocab=vocab)
+    prompt = [1, 2, 3, 1, 2]
+    first = torch.softmax(forward_tokens(model, new_cache(), prompt)[-1] / temperature, -1)
+    second = torch.stack(
+        [torch.softmax(forward_tokens(model, new_cache(), prompt + [x])[-1] / temperature, -1) for x in range(vocab)]
+    )
+    joint = (first[:, None] * second).flatten()
+    counts = torch.zeros(vocab * vocab)
+    drafter = make_drafter(name, model, DraftSettings(budget=4, max_depth=3), draft_model=draft, shape=shape)
+    for seed in range(1000):
+        out = speculative_generate(model, prompt, drafter, max_new_tokens=2, temperature=temperature, seed=seed)
+        counts[out.output_ids[0] * vocab + out.output_ids[1]] += 1
+    assert chi_square_p_value(counts, joint) > 1e-3
+
+
+# --- drafters -----------------------------------------------------------------------------
+
+
+def test_suffix_automaton_matches_brute_force() -> None:
+    rng = random.Random(0)
+    for alphabet in (2, 3, 5):
+        sam = SuffixAutomaton()
+        text: list[int] = []
+        for _ in range(120):
+            token = rng.randrange(alphabet)
+            sam.append(token)
+            text.append(token)
+            n = len(text)
+
+            def last_earlier_end(length: int, text: list[int] = text, n: int = n) -> int | None:
+                suffix = text[n - length :]
+                ends = [e for e in range(length - 1, n - 1) if text[e - length + 1 : e + 1] == suffix]
+                return ends[-1] if ends else None
+
+            longest = max((k for k in range(1, n) if last_earlier_end(k) is not None), default=0)
+            lengths = [length for length, _ in sam.matches]
+            assert (lengths[0] if lengths else 0) == longest
+            assert lengths == sorted(lengths, reverse=True)
+            for length, end in sam.matches:
+                assert end == last_earlier_end(length)
+
+
+def test_prompt_lookup_proposes_the_continuation() -> None:
+    drafter = PromptLookupDrafter(DraftSettings(budget=8, max_depth=3))
+    context = [1, 2, 3, 4, 5, 9, 2, 3, 4, 6, 7, 3, 4]
+    drafter.start(context)
+    tree = drafter.draft(context, 0.0, torch.Generator())
+    # "3 4" occurred twice; the latest continuation (6 7 3) comes first, then (5 9 2)
+    assert tree.tokens[:3] == [6, 7, 3] and tree.parents[:3] == [ROOT, 0, 1]
+    assert tree.tokens[3:] == [5, 9, 2]
+
+
+def test_layer_skip_shares_weights(target: LlamaForCausalLM) -> None:
+    draft = layer_skip_model(target, [0, 2])
+    assert len(draft.model.layers) == 2
+    assert draft.model.layers[1] is target.model.layers[2]
+    assert draft.lm_head is target.lm_head and draft.model.embed_tokens is target.model.embed_tokens
+    assert len(target.model.layers) == 3 and target.config.num_hidden_layers == 3
+    logits = forward_tokens(draft, new_cache(), [1, 2, 3])
+    assert logits.shape == (3, VOCAB)
+
+
+def test_parse_layers() -> None:
+    assert parse_layers("0-2,5", 8) == [0, 1, 2, 5]
+    with pytest.raises(DrafterError):
+        parse_layers("0-9", 8)
+    with pytest.raises(DrafterError):
+        parse_layers("a-b", 8)
+
+
+# --- inputs, text level, CLI ----------------------------------------------------------------
+
+
+def test_bad_inputs(target: LlamaForCausalLM) -> None:
+    with pytest.raises(SpeculativeInputError, match="unknown drafter"):
+        RunSettings(drafter="telepathy")
+    with pytest.raises(SpeculativeInputError, match="max new tokens"):
+        RunSettings(max_new_tokens=100_000)
+    with pytest.raises(SpeculativeInputError, match="temperature"):
+        RunSettings(temperature=-1)
+    with pytest.raises(DrafterError, match="tree budget"):
+        RunSettings(tree_budget=0)
+    with pytest.raises(DrafterError, match="needs a draft model"):
+        make_drafter("draft-model", target, DraftSettings())
+    with pytest.raises(DrafterError, match="vocabulary"):
+        make_drafter("draft-model", target, DraftSettings(), draft_model=tiny_llama(9, vocab=VOCAB + 1))
+
+
+def test_compare_on_a_tiny_bpe_model(tiny_bpe_dir: Path) -> None:
+    from models.registry import Registry
+
+    lm = Registry(device="cpu").load_model(f"hf:{tiny_bpe_dir}")
+    with pytest.raises(SpeculativeInputError, match="prompt"):
+        encode_prompt(lm.tokenizer, "   ")
+    with pytest.raises(SpeculativeInputError, match="positions"):
+        compare(lm.model, lm.tokenizer, "xq " * 2000, RunSettings(max_new_tokens=512))
+    result = compare(lm.model, lm.tokenizer, "The quick brown fox jumps over the lazy dog. The quick", RunSettings())
+    assert result.speculative.output_ids == result.plain.output_ids
+
+
+def test_cli_json(tiny_byte_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    prompt = tmp_path / "prompt.txt"
+    prompt.write_text("abcabcabcabc", encoding="utf-8")
+    code = cli_main(
+        ["--model", f"hf:{tiny_byte_dir}", "--drafter", "suffix-automaton", "--prompt-file", str(prompt),
+         "--max-new-tokens", "12", "--json"]
+    )
+    assert code == 0
+    data = json.loads(capsys.readouterr().out)
+    summary = data["summary"]
+    assert summary["identical"] is True
+    assert {"mean_accepted", "tokens_per_forward", "speedup", "identical"} <= set(summary)
+    assert sum(len(s["new_tokens"]) for s in data["steps"]) == summary["new_tokens"]
+    step = data["steps"][0]
+    assert len(step["tree"]["status"]) == len(step["tree"]["tokens"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model", "no-such-model", "--drafter", "prompt-lookup", "--prompt", "hi"], "Unknown model"),
+        (["--drafter", "draft-model", "--prompt", "hi"], "needs --draft-model"),
+        (["--drafter", "prompt-lookup", "--prompt", ""], "prompt"),
+        (["--drafter", "prompt-lookup", "--prompt", "hi", "--max-new-tokens", "9999"], "max new tokens"),
+    ],
+)
+def test_cli_errors(
+    tiny_byte_dir: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    if "--model" not in args:
+        args = ["--model", f"hf:{tiny_byte_dir}", *args]
+    assert cli_main(args) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_rejects_unknown_drafter(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli_main(["--model", "x", "--drafter", "telepathy", "--prompt", "hi"])
+    assert exc.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_every_drafter_name_builds(target: LlamaForCausalLM) -> None:
+    for name, shape in itertools.product(DRAFTER_NAMES, ["chain"]):
+        drafter = make_drafter(name, target, DraftSettings(), draft_model=target, shape=shape)
+        drafter.start([1, 2])
+        assert isinstance(drafter.draft([1, 2], 0.0, torch.Generator()), DraftTree)

@@ -1,0 +1,88 @@
+"""Shared UI helpers and the text checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+import pytest
+
+from models import registry as reg
+from playground.config import AppConfig, TextInputError, validate_text
+from playground.ui import common
+
+
+def test_validate_text() -> None:
+    assert validate_text("hi", 5) == "hi"
+    with pytest.raises(TextInputError, match="enter some text"):
+        validate_text("  \n", 5)
+    with pytest.raises(TextInputError, match="enter some text"):
+        validate_text(None, 5)
+    with pytest.raises(TextInputError, match="6 characters; the limit is 5"):
+        validate_text("abcdef", 5)
+    assert issubclass(TextInputError, ValueError)
+
+
+def test_check_text_uses_the_app_limit() -> None:
+    config = AppConfig(models=[], max_text_chars=3)
+    assert common.check_text("abc", config) == "abc"
+    with pytest.raises(ValueError, match="limit is 3"):
+        common.check_text("abcd", config)
+
+
+def test_visible_whitespace() -> None:
+    assert common.visible_whitespace("a b\nc\td") == "a⋅b↵c→d"
+    assert common.visible_whitespace("a\nb", keep_newlines=True) == "a↵\nb"
+    assert common.visible_whitespace("↵") == "↵"
+
+
+def test_user_errors_turns_value_errors_into_gr_errors() -> None:
+    @common.user_errors
+    def handler(text: str) -> str:
+        """Doc."""
+        return validate_text(text, 3)
+
+    assert handler("ok") == "ok"
+    assert handler.__doc__ == "Doc."
+    with pytest.raises(gr.Error, match="limit is 3"):
+        handler("too long")
+
+    @common.user_errors
+    def stream(text: str):
+        yield "start"
+        validate_text(text, 3)
+
+    with pytest.raises(gr.Error, match="enter some text"):
+        list(stream(""))
+
+    @common.user_errors
+    def bug() -> None:
+        raise KeyError("not a user error")
+
+    with pytest.raises(KeyError):
+        bug()
+
+
+def test_model_selector_and_checks(tmp_path: Path, tiny_bpe_dir: Path, tiny_byte_dir: Path) -> None:
+    previous = reg._default
+    try:
+        reg.configure(device="cpu", cache_dir=tmp_path)
+        bpe, byte = f"hf:{tiny_bpe_dir}", f"hf:{tiny_byte_dir}"
+        config = AppConfig(models=[bpe, byte])
+        choices = common.model_choices(config)
+        assert [value for _, value in choices] == [bpe, byte]
+        assert choices[0][0].startswith(f"{bpe} · bpe · ")
+        assert common.model_choices(config, families=["byte"]) == [choices[1]]
+        with gr.Blocks():
+            multi = common.model_selector(config)
+            single = common.model_selector(config, multiselect=False, label="Model")
+        assert multi.value == [bpe, byte] and multi.multiselect
+        assert single.value == bpe
+        assert common.check_models([bpe], config) == [bpe]
+        assert common.check_models(byte, config) == [byte]
+        with pytest.raises(ValueError, match="Unknown model"):
+            common.check_models(["gpt-5"], config)
+        with pytest.raises(ValueError, match="at least 1 model"):
+            common.check_models([], config)
+    finally:
+        reg._default = previous
