@@ -144,7 +144,7 @@ class HATPreTrainedModel(PreTrainedModel):
     config_class = HATConfig
     base_model_prefix = "hat"
     _supports_sdpa = True
-    _no_split_modules = ["LlamaDecoderLayer"]
+    _no_split_modules = ("LlamaDecoderLayer",)
 
     def _init_weights(self, module: nn.Module) -> None:
         std = self.config.initializer_range

@@ -509,7 +509,6 @@ class Registry:
             )
             with self._lock:
                 self._models[spec.name] = loaded
-                self._tokenizers.setdefault(spec.name, loaded.tokenizer)
                 self._evict(keep=spec.name)
             return loaded
 
@@ -606,14 +605,7 @@ class Registry:
         if qconfig is None:
             model.to(self.device)
         model.eval()
-        tokenizer = None
-        if spec.family != "hat":
-            with self._lock:
-                tokenizer = self._tokenizers.get(spec.name)
-            if tokenizer is None:
-                tokenizer = self._pretrained_tokenizer(spec.name) if spec.name in PRETRAINED else None
-            if tokenizer is None:
-                tokenizer = self._auto_tokenizer(replace(resolved, path=path))
+        tokenizer = self.load_tokenizer(spec.name)  # shared with load_tokenizer; None for HAT
         if spec.params is None:
             spec = replace(spec, params=sum(p.numel() for p in model.parameters()))
             if is_hf:

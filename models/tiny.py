@@ -15,7 +15,7 @@ from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedModel, PreTrai
 from models.hat import HATConfig, HATForCausalLM
 
 TRAINED = ("hat-tiny", "bpe-tiny", "byte-tiny")
-BACKBONE = dict(hidden_size=256, num_hidden_layers=6, num_attention_heads=4, intermediate_size=1024)
+BACKBONE = {"hidden_size": 256, "num_hidden_layers": 6, "num_attention_heads": 4, "intermediate_size": 1024}
 BPE_VOCAB = 4096
 BOS_TEXT = "<|endoftext|>"  # bpe-tiny's document separator, also its BOS
 BYTE_BOS_ID = 1  # ByT5's "</s>", used by byte-tiny as its BOS

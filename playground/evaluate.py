@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from models.registry import RegistryError, load_model
+from models.registry import load_model
 from models.scoring import DEFAULT_BLOCK_BYTES, TextScore, score_text
 
 
@@ -36,6 +36,51 @@ def evaluate(names: list[str], text: str, block_bytes: int = DEFAULT_BLOCK_BYTES
     return results
 
 
+# ---- --perturb KIND:RATE (the robustness view's part, issue 3) -------------------------------
+
+
+def parse_perturb(spec: str) -> tuple[str, float]:
+    """`"typo:0.1"` -> `("typo", 0.1)`; a clear `ValueError` for anything else."""
+    from playground.perturb import check_kind, check_rate
+
+    kind, sep, rate = spec.partition(":")
+    if not sep or not kind.strip() or not rate.strip():
+        raise ValueError(f"--perturb takes KIND:RATE, e.g. typo:0.1 (got {spec!r})")
+    return check_kind(kind.strip()), check_rate(rate.strip())
+
+
+def add_perturbation(
+    results: dict[str, dict], text: str, spec: str, seed: int, block_bytes: int = DEFAULT_BLOCK_BYTES
+) -> dict:
+    """Score the text perturbed by `spec` (KIND:RATE) too; adds bpb_clean, bpb_perturbed, rise per model.
+
+    `rise` is the relative rise in bits per byte, `bpb_perturbed / bpb_clean - 1`. Returns what
+    was done: kind, rate, seed, words and words touched.
+    """
+    from playground.perturb import perturb
+    from playground.robustness import relative_rise
+
+    kind, rate = parse_perturb(spec)
+    result = perturb(text, kind, rate, seed)
+    for name, r in results.items():
+        score = score_text(load_model(name), result.text, block_bytes)
+        r["bpb_clean"] = r["bpb"]
+        r["bpb_perturbed"] = round(score.bpb, 6)
+        r["rise"] = round(relative_rise(r["bpb"], score.bpb), 6)
+        r["units_perturbed"] = len(score.units)
+    return {
+        "kind": kind,
+        "rate": rate,
+        "seed": seed,
+        "words": result.n_words,
+        "touched": result.n_touched,
+        "touched_share": round(result.touched_share, 6),
+    }
+
+
+# ---- end of --perturb ------------------------------------------------------------------------
+
+
 def read_text(path: str) -> str:
     """Read a UTF-8 text file ('-' for standard input) with a clear error for anything else."""
     data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
@@ -51,18 +96,33 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--text", required=True, help="UTF-8 text file, or - for stdin")
     ap.add_argument("--block-bytes", type=int, default=DEFAULT_BLOCK_BYTES)
     ap.add_argument("--json", action="store_true", help="print JSON")
+    ap.add_argument(
+        "--perturb", metavar="KIND:RATE", help="also score the text perturbed, e.g. typo:0.1 (see playground.perturb)"
+    )
+    ap.add_argument("--seed", type=int, default=0, help="seed of --perturb (default 0)")
     args = ap.parse_args(argv)
+    perturbation = None
     try:
         text = read_text(args.text)
+        if args.perturb:
+            parse_perturb(args.perturb)  # fail before scoring anything
         results = evaluate([m.strip() for m in args.models.split(",") if m.strip()], text, args.block_bytes)
+        if args.perturb:
+            perturbation = add_perturbation(results, text, args.perturb, args.seed, args.block_bytes)
     except (ValueError, OSError) as exc:  # RegistryError is a ValueError
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps({"models": results}, indent=2))
+        out: dict = {"models": results}
+        if perturbation is not None:
+            out["perturbation"] = perturbation
+        print(json.dumps(out, indent=2))
     else:
         for name, r in results.items():
-            print(f"{name:>24}  {r['bpb']:.4f} bits/byte  {r['units']} units  {r['bytes']} bytes  {r['seconds']:.1f} s")
+            line = f"{name:>24}  {r['bpb']:.4f} bits/byte  {r['units']} units  {r['bytes']} bytes  {r['seconds']:.1f} s"
+            if "rise" in r:
+                line += f"  perturbed {r['bpb_perturbed']:.4f} ({r['rise']:+.1%})"
+            print(line)
     return 0
 
 

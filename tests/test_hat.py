@@ -17,12 +17,12 @@ TEXT = "The qiuck brown fox jumps over the lazy dog.\nÜber 😀👍🏽 漢字�
 
 def tiny_hat(seed: int = 0, **overrides) -> HATForCausalLM:
     torch.manual_seed(seed)
-    sizes = dict(
-        max_word_bytes=8,
-        encoder_hidden_size=32, encoder_layers=1, encoder_heads=2, encoder_intermediate_size=64,
-        backbone_hidden_size=48, backbone_layers=2, backbone_heads=2, backbone_intermediate_size=96,
-        decoder_hidden_size=32, decoder_layers=1, decoder_heads=2, decoder_intermediate_size=64,
-    )
+    sizes = {
+        "max_word_bytes": 8,
+        "encoder_hidden_size": 32, "encoder_layers": 1, "encoder_heads": 2, "encoder_intermediate_size": 64,
+        "backbone_hidden_size": 48, "backbone_layers": 2, "backbone_heads": 2, "backbone_intermediate_size": 96,
+        "decoder_hidden_size": 32, "decoder_layers": 1, "decoder_heads": 2, "decoder_intermediate_size": 64,
+    }
     sizes.update(overrides)
     return HATForCausalLM(HATConfig(**sizes)).eval()
 

@@ -1,0 +1,104 @@
+"""Training throughput and generation speed of the trained tiny models, as JSON.
+
+    python bench/models.py [--threads 1] [--steps 6] [--gen-bytes 200]
+
+Training: the exact step of `models.train` (bf16 autocast, AdamW, batch 16 x 1,024-byte windows of
+the same text for every model), fresh weights, median of `--steps` timed steps after one warm-up.
+Bytes per second count UTF-8 bytes of text, so the three models are on the same scale.
+Generation: greedy continuation of a fixed prompt with the shipped checkpoints and a KV cache,
+measured until `--gen-bytes` bytes of new text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch
+
+from models.generate import generate
+from models.tiny import TRAINED, build
+from models.train import loss_on, windows
+
+ROOT = Path(__file__).resolve().parent.parent
+PROMPT = "The history of the city begins in the twelfth century, when"
+
+
+def sample_text() -> bytes:
+    corpus = ROOT / "data/corpus/en/train.txt"
+    if corpus.exists():
+        return corpus.read_bytes()[: 4 << 20]
+    return (ROOT / "tests/data/sample_en.txt").read_bytes() * 8
+
+
+def train_throughput(name: str, data: bytes, steps: int, batch: int, window: int) -> dict:
+    tok = None
+    if name == "bpe-tiny":
+        from transformers import PreTrainedTokenizerFast
+
+        tok = PreTrainedTokenizerFast.from_pretrained(ROOT / "assets/models/bpe-tiny")
+    torch.manual_seed(0)
+    model, tokenizer = build(name, tok)
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    batches = windows(data, window, batch, seed=0)
+    times, n_bytes = [], 0
+    for i in range(steps + 1):
+        texts = next(batches)
+        t0 = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = loss_on(model, tokenizer, texts, name, "cpu")
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if i:  # the first step warms up kernels and allocators
+            times.append(time.perf_counter() - t0)
+            n_bytes = sum(len(t.encode()) for t in texts)
+    step = statistics.median(times)
+    return {"params": sum(p.numel() for p in model.parameters()), "step_seconds": round(step, 3),
+            "train_bytes_per_second": round(n_bytes / step, 1)}
+
+
+def generation_speed(name: str, gen_bytes: int) -> dict:
+    generate(name, PROMPT, max_new_bytes=8, temperature=0.0)  # load + warm up
+    t0 = time.perf_counter()
+    text = generate(name, PROMPT, max_new_bytes=gen_bytes, temperature=0.0)
+    dt = time.perf_counter() - t0
+    n = len(text.encode())
+    return {"generated_bytes": n, "generate_seconds": round(dt, 3), "generate_bytes_per_second": round(n / dt, 1)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--window", type=int, default=1024)
+    ap.add_argument("--gen-bytes", type=int, default=200)
+    ap.add_argument("--models", default=",".join(TRAINED))
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    data = sample_text()
+    results = {}
+    for name in args.models.split(","):
+        results[name] = train_throughput(name, data, args.steps, args.batch, args.window)
+        if (ROOT / "assets/models" / name).exists():
+            results[name].update(generation_speed(name, args.gen_bytes))
+    report = {"threads": args.threads, "batch": args.batch, "window_bytes": args.window, "models": results}
+    if "hat-tiny" in results and "bpe-tiny" in results:
+        report["hat_over_bpe_train_throughput"] = round(
+            results["hat-tiny"]["train_bytes_per_second"] / results["bpe-tiny"]["train_bytes_per_second"], 3
+        )
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
