@@ -117,6 +117,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--workdir", type=Path, default=ROOT / "runs")
     ap.add_argument("--out", type=Path, default=ROOT / "assets/models")
     ap.add_argument("--mixed-precision", default="bf16", choices=["no", "bf16", "fp16"])
+    ap.add_argument(
+        "--init-from",
+        type=Path,
+        default=None,
+        help="start from an exported model directory (e.g. assets/models/hat-tiny) with a fresh optimizer "
+        "and a new budget: how a later session continues training without the run's checkpoint",
+    )
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -135,14 +142,25 @@ def main(argv: list[str] | None = None) -> None:
 
     bpe_tok = None
     if args.model == "bpe-tiny":
-        tok_dir = run_dir / "tokenizer"
-        if not (tok_dir / "tokenizer.json").exists():
-            train_bpe_tokenizer(train_file).save_pretrained(tok_dir)
         from transformers import PreTrainedTokenizerFast
 
+        tok_dir = run_dir / "tokenizer"
+        if args.init_from is not None:  # keep the trained vocabulary
+            tok_dir = args.init_from
+        elif not (tok_dir / "tokenizer.json").exists():
+            train_bpe_tokenizer(train_file).save_pretrained(tok_dir)
         bpe_tok = PreTrainedTokenizerFast.from_pretrained(tok_dir)
     torch.manual_seed(args.seed)
     model, tokenizer = build(args.model, bpe_tok)
+    if args.init_from is not None and not (run_dir / "checkpoint.pt").exists():
+        from safetensors.torch import load_file
+
+        weights = load_file(args.init_from / "model.safetensors")
+        missing, unexpected = model.load_state_dict(weights, strict=False)
+        if unexpected or any(not k.endswith("lm_head.weight") for k in missing):  # lm_head may be tied
+            raise ValueError(f"{args.init_from} does not match {args.model}: {missing=} {unexpected=}")
+        if hasattr(model, "tie_weights"):
+            model.tie_weights()
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.1)
     model, optimizer = accelerator.prepare(model, optimizer)
     raw = accelerator.unwrap_model(model)
