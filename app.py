@@ -37,6 +37,8 @@ TITLE = "HAT Playground"
 TABS: list[tuple[str, str]] = [
     ("Token boundaries", "playground.ui.segment"),
     ("Attention maps", "playground.ui.attention"),
+    ("Speculative decoding", "playground.ui.speculative"),
+    ("Robustness", "playground.ui.robustness"),
 ]
 
 INTRO = """\
@@ -146,9 +148,11 @@ def build_app(config: AppConfig, tabs: Sequence[tuple[str, str]] = TABS) -> gr.B
         gr.Markdown(INTRO)
         with gr.Tabs():
             for label, module_name in tabs:
+                start = time.perf_counter()
                 module = importlib.import_module(module_name)
                 with gr.Tab(label):
                     module.build_tab(config)
+                logger.info("Tab %r (%s) built in %.1f s", label, module_name, time.perf_counter() - start)
         specs = [registry.get_spec(name) for name in config.models]
         gr.Markdown(
             f"<small>Device: {config.device} · quantize: {config.quantize} · models: "

@@ -27,6 +27,7 @@ tok = load_tokenizer("gemma3-270m")  # no weights loaded
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import json
 import logging
@@ -582,10 +583,8 @@ class Registry:
             _import_hat()
         elif spec.name in TRAINED:
             # The matched baselines may share HAT's code base; register it if it is there.
-            try:
+            with contextlib.suppress(ModelUnavailableError):
                 _import_hat()
-            except ModelUnavailableError:
-                pass
         kwargs: dict[str, Any] = {"attn_implementation": "eager"}
         is_hf = spec.name.startswith(HF_PREFIX)
         if is_hf:
@@ -595,13 +594,13 @@ class Registry:
             kwargs.update(quantization_config=qconfig, device_map="auto")
         try:
             model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
-        except ValueError as err:
+        except (ValueError, OSError) as err:
             if is_hf and "trust_remote_code" in str(err):
                 raise ModelUnavailableError(
                     f"{spec.name} ships its own model code; start the app with --trust-remote-code "
                     "to run it (only do this for code you trust)."
                 ) from err
-            raise
+            raise ModelUnavailableError(f"{spec.name} could not be loaded as a causal language model: {err}") from err
         if qconfig is None:
             model.to(self.device)
         model.eval()

@@ -139,6 +139,9 @@ class AttentionLevel:
     causal: bool = True
     blocks: list[int] = field(default_factory=lambda: [0])  # first unit of each independent block
     note: str = ""
+    # Rollouts up to each layer, filled on demand by `rollout_at` (the chain is computed once).
+    _rollouts: list[np.ndarray] = field(default_factory=list, repr=False, compare=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
     def n_units(self) -> int:
@@ -154,7 +157,17 @@ class AttentionLevel:
 
     @property
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in self.layers)
+        return sum(a.nbytes for a in self.layers) + sum(r.nbytes for r in self._rollouts)
+
+    def rollout_at(self, layer: int) -> np.ndarray:
+        """`rollout(self.layers, layer)`, extending a cached chain so every layer costs one product."""
+        layer = clamp(layer, self.n_layers)
+        with self._lock:
+            while len(self._rollouts) <= layer:
+                k = len(self._rollouts)
+                below = self._rollouts[-1] if self._rollouts else None
+                self._rollouts.append(_rollout_step(self.layers[k], below))
+            return self._rollouts[layer]
 
 
 @dataclass
@@ -538,14 +551,19 @@ def rollout(layers: Sequence[np.ndarray], upto: int, residual: float = ROLLOUT_R
     Each layer: mean over heads, `residual`·I + (1 − residual)·A, rows renormalised; the layers are
     multiplied bottom-up, so row i is how much each input unit flows into position i.
     """
-    n = layers[0].shape[-1]
-    eye = np.eye(n, dtype=np.float64)
-    out = eye
+    out: np.ndarray | None = None
     for a in layers[: upto + 1]:
-        step = residual * eye + (1 - residual) * a.mean(0, dtype=np.float64)
-        step /= np.maximum(step.sum(-1, keepdims=True), 1e-12)
-        out = step @ out
-    return out.astype(np.float32)
+        out = _rollout_step(a, out, residual)
+    assert out is not None, "rollout needs at least one layer"
+    return out
+
+
+def _rollout_step(weights: np.ndarray, below: np.ndarray | None, residual: float = ROLLOUT_RESIDUAL) -> np.ndarray:
+    """One layer of rollout: (residual·I + (1 − residual)·mean_heads(weights)), rows renormalised, @ below."""
+    step = (1 - residual) * weights.mean(0, dtype=np.float64)
+    step[np.diag_indices_from(step)] += residual
+    step /= np.maximum(step.sum(-1, keepdims=True), 1e-12)
+    return (step if below is None else step @ below).astype(np.float32)
 
 
 def aggregate(level: AttentionLevel, layer: int, how: str = "mean", head: int = 0) -> np.ndarray:
@@ -554,7 +572,7 @@ def aggregate(level: AttentionLevel, layer: int, how: str = "mean", head: int = 
         raise ValueError(f"Unknown aggregation {how!r}; choose from {', '.join(AGGREGATIONS)}.")
     layer = clamp(layer, level.n_layers)
     if how == "rollout":
-        return rollout(level.layers, layer)
+        return level.rollout_at(layer)
     weights = level.layers[layer]
     if how == "mean":
         return weights.mean(0)
@@ -684,10 +702,12 @@ class Heatmap:
     matrix: np.ndarray
     labels: list[str]
     details: list[str]
-    title: str
+    title: str  # "<model> · <description>"
     boundaries: list[float] = field(default_factory=list)
     bin_size: int = 1
     n_units: int = 0
+    model: str = ""
+    description: str = ""  # e.g. "backbone · layer 1 · head 0"
     special: np.ndarray | None = None  # per row: weight on special units lost by the projection
     notes: list[str] = field(default_factory=list)
 
@@ -746,7 +766,7 @@ def heatmap(
     what = {"mean": "mean of heads", "max": "max of heads", "rollout": f"rollout ≤ layer {layer}"}.get(
         how, f"head {clamp(head, lvl.n_heads)}"
     )
-    title = f"{result.model} · {lvl.name} · layer {layer} · {what}"
+    description = f"{lvl.name} · layer {layer} · {what}"
     special = None
     if axes == "chars":
         matrix, special = CharProjector.from_units(lvl.units, result.text).project(matrix)
@@ -755,7 +775,9 @@ def heatmap(
     else:
         units = lvl.units
         bounds = unit_boundaries(lvl)
-    return _binned(matrix, units, bounds, title, special, max_units)
+    heat = _binned(matrix, units, bounds, f"{result.model} · {description}", special, max_units)
+    heat.model, heat.description = result.model, description
+    return heat
 
 
 def _binned(
@@ -804,10 +826,12 @@ def difference(a: Heatmap, b: Heatmap) -> Heatmap:
         matrix=a.matrix - b.matrix,
         labels=a.labels,
         details=a.details,
-        title=f"difference: {a.title.split(' · ')[0]} − {b.title.split(' · ')[0]}",
+        title=f"difference: {a.model} − {b.model}",
         boundaries=sorted(set(a.boundaries) | set(b.boundaries)),
         bin_size=a.bin_size,
         n_units=a.n_units,
+        model="difference",
+        description=f"{a.model} − {b.model}",
     )
 
 
@@ -845,6 +869,8 @@ class Profile:
     boundaries: list[float] = field(default_factory=list)
     bin_size: int = 1
     notes: list[str] = field(default_factory=list)
+    model: str = ""
+    description: str = ""
 
 
 def profile(
@@ -881,8 +907,19 @@ def profile(
         matrix = np.add.reduceat(matrix, np.arange(0, matrix.shape[1], size), axis=1)
         notes.append(f"{len(units):,} keys shown in bins of {size}.")
     labels, details = _bin_labels(units, size)
-    title = f"{result.model} · {lvl.name} · what {query} attends to"
-    return Profile(matrix.astype(np.float32), labels, details, query, title, [b / size for b in bounds], size, notes)
+    description = f"{lvl.name} · what {query} attends to"
+    return Profile(
+        matrix.astype(np.float32),
+        labels,
+        details,
+        query,
+        f"{result.model} · {description}",
+        [b / size for b in bounds],
+        size,
+        notes,
+        result.model,
+        description,
+    )
 
 
 # ----------------------------------------------------------------------------------------- npz

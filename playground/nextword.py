@@ -38,6 +38,10 @@ text; it is counted as ending it (the splitter starts such words only at its byt
 
 from __future__ import annotations
 
+import models  # noqa: F401  (sets OMP_WAIT_POLICY before torch is imported)
+
+# isort: split
+
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any

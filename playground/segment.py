@@ -37,6 +37,7 @@ import re
 import sys
 import time
 import unicodedata
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -45,13 +46,14 @@ from typing import Any
 
 import numpy as np
 
+from playground.config import DEFAULT_MAX_TEXT_CHARS  # the app's default limit, for the CLI too
+
 BUILTIN_SEGMENTERS: tuple[str, ...] = ("bytes", "hat-words", "entropy-patches")
 DEFAULT_SEGMENTERS: tuple[str, ...] = ("bytes", "hat-words")
 DEFAULT_MAX_WORD_BYTES = 16  # HATConfig's default word cap
 MAX_WORD_BYTES_LIMIT = 1024
 DEFAULT_ENTROPY_THRESHOLD = 2.0  # bits; roughly where a small byte model is "unsure"
 DEFAULT_ENTROPY_MODEL = "byte-tiny"
-DEFAULT_MAX_TEXT_CHARS = 5000  # used by the CLI only; the app passes AppConfig.max_text_chars
 
 EntropyFn = Callable[[str], np.ndarray]
 TokenizerLoader = Callable[[str], Any]
@@ -169,28 +171,31 @@ def validate_max_word_bytes(value: Any) -> int:
 
 
 class _Text:
-    """Precomputed byte<->character maps of one text."""
+    """Precomputed byte<->character maps of one text (Python lists: scalar indexing of numpy
+    arrays costs more than the whole rest of building a unit)."""
 
     def __init__(self, text: str) -> None:
         self.text = text
         self.data = text.encode("utf-8")
         lengths = np.fromiter((len(c.encode("utf-8")) for c in text), dtype=np.int64, count=len(text))
         # char_byte[i] = first byte of character i; char_byte[n_chars] = n_bytes
-        self.char_byte = np.zeros(len(text) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=self.char_byte[1:])
+        char_byte = np.zeros(len(text) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=char_byte[1:])
         # byte_char[b] = character holding byte b; byte_char[n_bytes] = n_chars
-        self.byte_char = np.repeat(np.arange(len(text), dtype=np.int64), lengths)
-        self.byte_char = np.append(self.byte_char, len(text))
-        self.is_boundary = np.zeros(len(self.data) + 1, dtype=bool)
-        self.is_boundary[self.char_byte] = True
+        byte_char = np.append(np.repeat(np.arange(len(text), dtype=np.int64), lengths), len(text))
+        is_boundary = np.zeros(len(self.data) + 1, dtype=bool)
+        is_boundary[char_byte] = True
+        self.char_byte: list[int] = char_byte.tolist()
+        self.byte_char: list[int] = byte_char.tolist()
+        self.is_boundary: list[bool] = is_boundary.tolist()
 
     def char_at_boundary(self, b: int) -> int:
         """Character offset of byte boundary ``b``: the first character starting at or after b."""
-        c = int(self.byte_char[b])
+        c = self.byte_char[b]
         return c if self.is_boundary[b] else c + 1
 
     def byte_of_char(self, c: int) -> int:
-        return int(self.char_byte[c])
+        return self.char_byte[c]
 
 
 @dataclass
@@ -211,7 +216,7 @@ def _build_units(t: _Text, bounds: Sequence[int], pieces: Sequence[_Piece]) -> l
     for k, p in enumerate(pieces):
         bs, be = int(bounds[k]), int(bounds[k + 1])
         cs, ce = starts[k], starts[k + 1]
-        span = (int(t.byte_char[bs]), int(t.byte_char[be - 1]) + 1) if be > bs else (cs, cs)
+        span = (t.byte_char[bs], t.byte_char[be - 1] + 1) if be > bs else (cs, cs)
         units.append(
             Unit(
                 text=t.text[cs:ce],
@@ -339,22 +344,43 @@ def _tokenizer_scheme(tok: Any) -> str:
     return "metaspace"  # SentencePiece style: "▁" for space, <0xNN> byte fallback
 
 
-def _piece_bytes(tok: Any, scheme: str, ids: list[int], pieces: list[str]) -> list[tuple[bytes, bool, bool]]:
-    """(bytes, byte_fallback, special) of every token, read from the tokenizer's vocabulary."""
-    added = {int(k): v for k, v in (getattr(tok, "added_tokens_decoder", None) or {}).items()}
-    inv = _byte_level_decoder()
-    offset = int(getattr(tok, "offset", 3))
+_ADDED_CACHE: weakref.WeakKeyDictionary[Any, dict[int, tuple[bytes, bool, bool]]] = weakref.WeakKeyDictionary()
+
+
+def _added_tokens(tok: Any) -> dict[int, tuple[bytes, bool, bool]]:
+    """{id: (bytes, False, special)} of a tokenizer's added tokens, cached per tokenizer:
+    transformers rebuilds ``added_tokens_decoder`` on every access (30 ms for Gemma's)."""
+    try:
+        return _ADDED_CACHE[tok]
+    except (KeyError, TypeError):
+        pass
     # Gemma's "\n" is an added but ordinary token; ByT5's "</s>" is special without the flag.
     special_ids = set(getattr(tok, "all_special_ids", []) or [])
+    added = {
+        int(k): (str(v.content).encode("utf-8"), False, bool(v.special) or int(k) in special_ids)
+        for k, v in (getattr(tok, "added_tokens_decoder", None) or {}).items()
+    }
+    try:
+        _ADDED_CACHE[tok] = added
+    except TypeError:  # not weak-referenceable: no cache
+        pass
+    return added
+
+
+def _piece_bytes(tok: Any, scheme: str, ids: list[int], pieces: list[str]) -> list[tuple[bytes, bool, bool]]:
+    """(bytes, byte_fallback, special) of every token, read from the tokenizer's vocabulary."""
+    added = _added_tokens(tok)
+    inv = _byte_level_decoder()
+    offset = int(getattr(tok, "offset", 3))
     out: list[tuple[bytes, bool, bool]] = []
     for i, p in zip(ids, pieces, strict=True):
         if i in added:
-            out.append((str(added[i].content).encode("utf-8"), False, bool(added[i].special) or i in special_ids))
+            out.append(added[i])
         elif scheme == "byt5" and offset <= i < offset + 256:
             out.append((bytes([i - offset]), False, False))
         elif scheme == "byte-level" and all(c in inv for c in p):
             out.append((bytes(inv[c] for c in p), False, False))
-        elif scheme == "metaspace" and (m := _BYTE_FALLBACK_RE.match(p)):
+        elif scheme == "metaspace" and p.startswith("<0x") and (m := _BYTE_FALLBACK_RE.match(p)):
             out.append((bytes([int(m.group(1), 16)]), True, False))
         elif scheme == "metaspace":
             out.append((p.replace("▁", " ").encode("utf-8"), False, False))
@@ -653,6 +679,8 @@ def visible(s: str) -> str:
     characters (format, other spaces, line/paragraph separators, C1 controls) become a short
     name or code point in angle brackets: ``⟨ZWJ⟩``, ``⟨U+2028⟩``.
     """
+    if s.isprintable():  # no control, format or separator characters (except the space)
+        return s.replace(" ", "⋅")
     out = []
     for c in s:
         if c in _VISIBLE:
@@ -732,6 +760,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     ap.add_argument("--max-word-bytes", type=int, default=DEFAULT_MAX_WORD_BYTES)
     ap.add_argument("--entropy-threshold", type=float, default=DEFAULT_ENTROPY_THRESHOLD)
+    ap.add_argument("--entropy-model", default=DEFAULT_ENTROPY_MODEL, help="byte model for entropy-patches")
     ap.add_argument("--max-chars", type=int, default=DEFAULT_MAX_TEXT_CHARS)
     ap.add_argument(
         "--json",
@@ -747,6 +776,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_word_bytes=args.max_word_bytes,
             entropy_threshold=args.entropy_threshold,
             max_chars=args.max_chars,
+            entropy_model=args.entropy_model,
         )
     except SegmentError as e:
         print(f"error: {e}", file=sys.stderr)

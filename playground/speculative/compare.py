@@ -44,9 +44,7 @@ class RunSettings:
 
     def __post_init__(self) -> None:
         if self.drafter not in DRAFTER_NAMES:
-            raise SpeculativeInputError(
-                f"unknown drafter {self.drafter!r}; choose one of: {', '.join(DRAFTER_NAMES)}"
-            )
+            raise SpeculativeInputError(f"unknown drafter {self.drafter!r}; choose one of: {', '.join(DRAFTER_NAMES)}")
         if self.tree_shape not in TREE_SHAPES:
             raise SpeculativeInputError(
                 f"unknown tree shape {self.tree_shape!r}; choose one of: {', '.join(TREE_SHAPES)}"
@@ -137,8 +135,12 @@ def compare(
     drafter = build_drafter(settings, model, draft_model)
     eos = eos_token_ids(model, tokenizer)
     forward_tokens(model, new_cache(), prompt_ids[:1], last_only=True)  # warm-up, not timed
-    kwargs = {"max_new_tokens": settings.max_new_tokens, "temperature": settings.temperature,
-              "seed": settings.seed, "eos_ids": eos}
+    kwargs = {
+        "max_new_tokens": settings.max_new_tokens,
+        "temperature": settings.temperature,
+        "seed": settings.seed,
+        "eos_ids": eos,
+    }
     plain = plain_generate(model, prompt_ids, **kwargs)
     speculative = speculative_generate(model, prompt_ids, drafter, **kwargs)
     return Comparison(settings, prompt_ids, plain, speculative)

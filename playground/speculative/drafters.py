@@ -33,8 +33,14 @@ DRAFTER_NAMES: tuple[str, ...] = (
     "prompt-lookup",
     "suffix-automaton",
     "token-recycling",
+    "suffix-automaton+token-recycling",
 )
-MODEL_FREE_DRAFTERS: tuple[str, ...] = ("prompt-lookup", "suffix-automaton", "token-recycling")
+MODEL_FREE_DRAFTERS: tuple[str, ...] = (
+    "prompt-lookup",
+    "suffix-automaton",
+    "token-recycling",
+    "suffix-automaton+token-recycling",
+)
 TreeShape = Literal["chain", "static", "dynamic"]
 TREE_SHAPES: tuple[str, ...] = ("chain", "static", "dynamic")
 MAX_TREE_BUDGET = 128
@@ -64,18 +70,21 @@ class Drafter(ABC):
     name: str = ""
     #: Whether :meth:`observe` should get the target's logits (prefill and every verification).
     wants_target_logits: bool = False
+    #: Whether to observe every tree row (costs the LM head on all of them) or only the rows
+    #: verification evaluated (the root and the accepted path).
+    observe_all_rows: bool = False
 
     def __init__(self, settings: DraftSettings) -> None:
         self.settings = settings
 
-    def start(self, prompt_ids: Sequence[int]) -> None:  # noqa: B027 - optional hook
+    def start(self, prompt_ids: Sequence[int]) -> None:
         """Reset per-generation state; called before the first :meth:`draft`."""
 
     @abstractmethod
     def draft(self, context: Sequence[int], temperature: float, generator: torch.Generator) -> DraftTree:
         """Propose a tree below ``context[-1]`` (``context``: prompt and output so far)."""
 
-    def observe(self, inputs: Sequence[int], logits: torch.Tensor) -> None:  # noqa: B027 - optional hook
+    def observe(self, inputs: Sequence[int], logits: torch.Tensor) -> None:
         """The target's logits after each of ``inputs`` (rows match), when wanted."""
 
 
@@ -159,9 +168,10 @@ class TokenRecyclingDrafter(Drafter):
     #: Assumed chance that the rank-r candidate is right; shapes the static tree.
     RANK_PRIOR: tuple[float, ...] = (0.6, 0.15, 0.08, 0.05, 0.03, 0.02, 0.015, 0.01)
 
-    def __init__(self, settings: DraftSettings, top_k: int = 8) -> None:
+    def __init__(self, settings: DraftSettings, top_k: int = 8, observe_all_rows: bool = False) -> None:
         super().__init__(settings)
         self.top_k = min(top_k, len(self.RANK_PRIOR))
+        self.observe_all_rows = observe_all_rows
         self._next: dict[int, list[int]] = {}
         self._shape = self._tree_shape(settings.budget, settings.max_depth)
 
@@ -199,6 +209,36 @@ class TokenRecyclingDrafter(Drafter):
             parent_token = context[-1] if parent_node == ROOT else tree.tokens[parent_node]
             candidates = self._next.get(parent_token, [])
             node_of.append(tree.add(candidates[rank], parent_node) if rank < len(candidates) else None)
+        return tree
+
+
+class HybridDrafter(Drafter):
+    """Suffix automaton first, Token Recycling for the rest of the budget (the combination
+    that did best among model-free drafters in Spec-Bench): a long earlier match drafts the
+    copy, the recycled candidates cover text that was never seen before."""
+
+    name = "suffix-automaton+token-recycling"
+    wants_target_logits = True
+
+    def __init__(self, settings: DraftSettings, min_match: int = 2) -> None:
+        super().__init__(settings)
+        self._sam = SuffixAutomatonDrafter(settings, min_match=min_match)
+        self._recycling = TokenRecyclingDrafter(settings)
+
+    def start(self, prompt_ids: Sequence[int]) -> None:
+        self._sam.start(prompt_ids)
+        self._recycling.start(prompt_ids)
+
+    def observe(self, inputs: Sequence[int], logits: torch.Tensor) -> None:
+        self._recycling.observe(inputs, logits)
+
+    def draft(self, context: Sequence[int], temperature: float, generator: torch.Generator) -> DraftTree:
+        tree = self._sam.draft(context, temperature, generator)
+        recycled = self._recycling.draft(context, temperature, generator)
+        for node in range(len(recycled)):
+            if len(tree) >= self.settings.budget:
+                break
+            tree.add_path([recycled.tokens[i] for i in recycled.path_to(node)], self.settings.budget)
         return tree
 
 
@@ -340,11 +380,13 @@ class LayerSkipDrafter(ModelDrafter):
 
 
 def default_keep_layers(n_layers: int) -> list[int]:
-    """Keep the first half and the last quarter of the layers... see :func:`parse_layers`."""
-    first = max(1, n_layers // 2)
-    last = max(0, n_layers // 4)
-    keep = list(range(first)) + list(range(n_layers - last, n_layers))
-    return sorted(set(keep)) if len(set(keep)) < n_layers else list(range(n_layers - 1))
+    """The first 80% of the layers (at least one, at most all but one).
+
+    Without training, an early exit is a poor draft: on SmolLM2-135M, drafting with the first
+    10, 16 or 20 of 30 layers accepted under 0.2 tokens per step, the first 24 about 0.5;
+    keeping the last layers instead of middle ones did not help.
+    """
+    return list(range(min(max(1, round(0.8 * n_layers)), n_layers - 1)))
 
 
 def parse_layers(spec: str, n_layers: int) -> list[int]:
@@ -392,6 +434,8 @@ def make_drafter(
         return SuffixAutomatonDrafter(settings)
     if name == "token-recycling":
         return TokenRecyclingDrafter(settings)
+    if name == "suffix-automaton+token-recycling":
+        return HybridDrafter(settings)
     if name == "layer-skip":
         return LayerSkipDrafter(target, settings, keep_layers=keep_layers, shape=shape)
     if name == "draft-model":

@@ -183,7 +183,12 @@ def speculative_generate(
             break
         t3 = time.perf_counter()
         if drafter.wants_target_logits:
-            drafter.observe([root, *tree.tokens], logits.all())
+            inputs = [root, *tree.tokens]
+            if drafter.observe_all_rows:
+                drafter.observe(inputs, logits.all())
+            else:  # only the rows verification evaluated anyway (no extra LM-head work)
+                rows = logits.computed_rows
+                drafter.observe([inputs[r] for r in rows], torch.stack([logits[r] for r in rows]))
         observe_seconds = time.perf_counter() - t3
     result.seconds = time.perf_counter() - start
     return result

@@ -63,8 +63,13 @@ class TreeLogits:
     runs on those rows only. ``computed_rows`` tells which rows were evaluated.
     """
 
-    def __init__(self, hidden: torch.Tensor | None, head: nn.Module | None, softcap: float | None,
-                 logits: torch.Tensor | None = None) -> None:
+    def __init__(
+        self,
+        hidden: torch.Tensor | None,
+        head: nn.Module | None,
+        softcap: float | None,
+        logits: torch.Tensor | None = None,
+    ) -> None:
         self._hidden, self._head, self._softcap = hidden, head, softcap
         self._rows: dict[int, torch.Tensor] = {}
         self._all = logits.float().cpu() if logits is not None else None
@@ -104,9 +109,7 @@ class TreeLogits:
 
 
 @torch.inference_mode()
-def forward_tree(
-    model: PreTrainedModel, cache: DynamicCache, root_token: int, tree: DraftTree
-) -> TreeLogits:
+def forward_tree(model: PreTrainedModel, cache: DynamicCache, root_token: int, tree: DraftTree) -> TreeLogits:
     """Score ``[root_token] + tree.tokens`` in one pass; row 0 is the root, row i + 1 node i.
 
     The cache must hold every committed token before the root; afterwards it also holds the
@@ -114,9 +117,7 @@ def forward_tree(
     """
     prefix = cache_length(cache)
     device = model.device
-    mask = _mask_argument(
-        model, lambda w: tree_attention_mask(tree, prefix, _dtype(model), device, sliding_window=w)
-    )
+    mask = _mask_argument(model, lambda w: tree_attention_mask(tree, prefix, _dtype(model), device, sliding_window=w))
     kwargs = {
         "input_ids": torch.tensor([[root_token, *tree.tokens]], device=device),
         "attention_mask": mask,
@@ -242,8 +243,10 @@ def layer_skip_model(model: PreTrainedModel, keep_layers: Sequence[int]) -> PreT
     base = getattr(model, base_name, None)
     layers = getattr(base, "layers", None)
     if not isinstance(layers, nn.ModuleList):
-        raise LayerSkipError(f"layer skipping needs a decoder with `{base_name}.layers`; {type(model).__name__} has none")
-    keep = sorted(set(int(i) for i in keep_layers))
+        raise LayerSkipError(
+            f"layer skipping needs a decoder with `{base_name}.layers`; {type(model).__name__} has none"
+        )
+    keep = sorted({int(i) for i in keep_layers})
     if not keep or keep[0] < 0 or keep[-1] >= len(layers):
         raise LayerSkipError(f"layers to keep must be within 0..{len(layers) - 1}, got {list(keep_layers)}")
     if len(keep) == len(layers):

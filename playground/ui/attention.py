@@ -43,10 +43,11 @@ AGG_CHOICES = [
 ]
 AXES_CHOICES = [("model units", "units"), ("characters (compare models)", "chars")]
 SCALE_CHOICES = [("√ (small weights visible)", "sqrt"), ("linear", "linear")]
-ALL_TICKS = 64  # label every unit up to this many per axis; plotly thins labels above
+ALL_TICKS = 72  # label every unit up to this many per axis (divided by the panels); plotly thins above
 MAX_BOUNDARY_LINES = 300
 THUMB_PX = 112
-FIG_HEIGHT = 560
+GRID_COLUMNS = 5  # gradio's gallery cells are at least 100 px wide
+FIG_HEIGHTS = {1: 620, 2: 560, 3: 460}  # by number of panels, so square maps fill the width
 
 _VIRIDIS = [_hex_to_rgb(c) for c in sequential.Viridis]
 _RDBU = list(reversed(diverging.RdBu))  # blue = negative, red = positive
@@ -109,16 +110,34 @@ def _categories(labels: Sequence[str], bin_size: int) -> list[str]:
     return out
 
 
-def _axis_ticks(labels: Sequence[str], categories: Sequence[str]) -> dict[str, Any]:
-    if len(labels) <= ALL_TICKS:
-        return {"tickmode": "array", "tickvals": list(categories), "ticktext": [core.shorten(x, 10) for x in labels]}
-    return {"tickmode": "auto", "nticks": 40}
+def _axis_ticks(labels: Sequence[str], categories: Sequence[str], panels: int = 1) -> dict[str, Any]:
+    """Every unit's label when they fit the panel, else every k-th one (the hover names every cell)."""
+    fit = max(ALL_TICKS // max(panels, 1), 8)
+    stride = max(1, -(-len(labels) // fit))
+    picked = range(0, len(labels), stride)
+    return {
+        "tickmode": "array",
+        "tickvals": [categories[i] for i in picked],
+        "ticktext": [core.shorten(labels[i], 10) for i in picked],
+    }
+
+
+def short_name(model: str) -> str:
+    """A model name for titles: the directory name of `hf:<path>` models."""
+    if model.startswith("hf:"):
+        return model[3:].rstrip("/").split("/")[-1] or model
+    return model
+
+
+def panel_title(model: str, description: str) -> str:
+    return f"<b>{html.escape(short_name(model))}</b><br>{html.escape(description)}"
 
 
 def _boundary_shapes(bounds: Sequence[float], n: int, xref: str, yref: str, rows: bool = True) -> list[dict[str, Any]]:
     if not bounds or len(bounds) > MAX_BOUNDARY_LINES:
         return []
-    style = {"color": "rgba(255,255,255,0.55)", "width": 1, "dash": "dot"}
+    dense = len(bounds) > 20  # fainter lines when words are many, so the weights stay readable
+    style = {"color": f"rgba(255,255,255,{0.3 if dense else 0.55})", "width": 0.6 if dense else 1, "dash": "dot"}
     shapes = []
     for b in bounds:
         x = b - 0.5
@@ -134,8 +153,10 @@ def heatmap_figure(maps: Sequence[core.Heatmap], diff: core.Heatmap | None = Non
     fig = make_subplots(
         rows=1,
         cols=len(panels),
-        subplot_titles=[p.title for p in panels],
-        horizontal_spacing=0.1 if len(panels) > 1 else 0.02,
+        subplot_titles=[
+            panel_title("A − B", "difference") if p is diff else panel_title(p.model, p.description) for p in panels
+        ],
+        horizontal_spacing=0.1 if len(panels) > 2 else 0.08,
     )
     top = max([float(np.nanmax(m.matrix)) for m in maps if m.matrix.size] + [1e-6])
     shapes: list[dict[str, Any]] = []
@@ -155,7 +176,7 @@ def heatmap_figure(maps: Sequence[core.Heatmap], diff: core.Heatmap | None = Non
             col=i,
         )
         suffix = "" if i == 1 else str(i)
-        ticks = _axis_ticks(panel.labels, cats)
+        ticks = _axis_ticks(panel.labels, cats, len(panels))
         fig.update_layout(
             {
                 f"xaxis{suffix}": {"type": "category", "tickangle": -90, "tickfont": {"size": 10}, "constrain": "domain", **ticks},
@@ -170,14 +191,16 @@ def heatmap_figure(maps: Sequence[core.Heatmap], diff: core.Heatmap | None = Non
             }
         )
         shapes += _boundary_shapes(panel.boundaries, len(cats), f"x{suffix}", f"y{suffix}")
+    # The weight colour bar goes right of the last model panel, the A − B bar at the far right.
+    weight_bar_x = 1.0 if diff is None else fig.layout[f"xaxis{len(maps)}"].domain[1] + 0.005
     layout: dict[str, Any] = {
-        "height": FIG_HEIGHT,
-        "margin": {"l": 80, "r": 30, "t": 50, "b": 90},
+        "height": FIG_HEIGHTS.get(len(panels), 470),
+        "margin": {"l": 80, "r": 30, "t": 60, "b": 90},
         "coloraxis": {
             "colorscale": colorscale(scale),
             "cmin": 0.0,
             "cmax": top,
-            "colorbar": {"title": {"text": "weight"}, "x": 1.0 if diff is None else 0.62, "len": 0.8, "thickness": 12},
+            "colorbar": {"title": {"text": "weight"}, "x": weight_bar_x, "len": 0.8, "thickness": 12},
         },
         "shapes": shapes,
         "font": {"size": 11},
@@ -201,7 +224,7 @@ def profile_figure(profiles: Sequence[core.Profile], scale: str = "sqrt") -> go.
     fig = make_subplots(
         rows=len(profiles),
         cols=1,
-        subplot_titles=[p.title for p in profiles],
+        subplot_titles=[f"<b>{html.escape(short_name(p.model))}</b> · {html.escape(p.description)}" for p in profiles],
         row_heights=heights,
         vertical_spacing=min(0.25, 90 / max(sum(22 * h + 90 for h in heights), 1)),
     )
@@ -288,8 +311,16 @@ def _query_text(result: core.AttentionResult, level: str, char: int) -> list[tup
 
 
 def _char_of_span(result: core.AttentionResult, level: str, index: int) -> int:
+    """The character a click on span `index` of the query text picks: its first non-space one."""
     spans = _query_text(result, level, 0)
-    return sum(len(t) for t, _ in spans[: max(0, index)])
+    start = sum(len(t) for t, _ in spans[: max(0, index)])
+    span = spans[index][0] if 0 <= index < len(spans) else ""
+    return start + next((i for i, c in enumerate(span) if not c.isspace()), 0)
+
+
+def grid_height(n_heads: int) -> int:
+    """Pixel height of a head-grid gallery showing `n_heads` thumbnails."""
+    return 60 + 125 * max(1, -(-n_heads // GRID_COLUMNS))
 
 
 def render(
@@ -325,16 +356,19 @@ def render(
     diff = core.difference(maps[0], maps[1]) if len(maps) == 2 and axes == "chars" else None
     figure = heatmap_figure(maps, diff, scale)
     profiles = [core.profile(r, level, query, how, head, axes) for r in results]
-    grids = []
-    for r in results:
+    grids, grid_labels = [], []
+    for r, lvl in zip(results, levels, strict=True):
         thumbs = core.head_grid(r, level, layer, axes)
         grids.append([(thumbnail(m, scale), f"head {h}") for h, m in enumerate(thumbs)])
+        shown = core.clamp(layer, lvl.n_layers)
+        grid_labels.append(f"{short_name(r.model)} · {lvl.name} layer {shown} · click a head to open it")
     log.debug("attention view rendered in %.2f s", time.perf_counter() - start)
     return {
         "results": results,
         "figure": figure,
         "note": _note(results, maps, level, axes),
         "grids": grids,
+        "grid_labels": grid_labels,
         "profile": profile_figure(profiles, scale),
         "query_text": _query_text(results[0], level, query),
         "layer": layer,
@@ -397,10 +431,24 @@ def build_tab(config: AppConfig) -> None:
     gr.Markdown("#### Head grid: every head of the layer — click one to open it above")
     with gr.Row():
         grid_a = gr.Gallery(
-            label="Model A heads", columns=6, height="auto", allow_preview=False, object_fit="contain", elem_id="attention-grid-a"
+            label="Model A heads",
+            columns=GRID_COLUMNS,
+            fit_columns=False,
+            height=grid_height(2),
+            allow_preview=False,
+            buttons=[],
+            object_fit="contain",
+            elem_id="attention-grid-a",
         )
         grid_b = gr.Gallery(
-            label="Model B heads", columns=6, height="auto", allow_preview=False, object_fit="contain", elem_id="attention-grid-b"
+            label="Model B heads",
+            columns=GRID_COLUMNS,
+            fit_columns=False,
+            height=grid_height(2),
+            allow_preview=False,
+            buttons=[],
+            object_fit="contain",
+            elem_id="attention-grid-b",
         )
     gr.Markdown("#### What does this unit attend to? Click a unit of the text (units of model A)")
     query_text = gr.HighlightedText(
@@ -416,7 +464,9 @@ def build_tab(config: AppConfig) -> None:
         png = gr.Button("Figure as PNG", size="sm", elem_id="attention-export-png")
         page = gr.Button("Figure as HTML", size="sm", elem_id="attention-export-html")
         npz = gr.Button("Raw weights (.npz)", size="sm", elem_id="attention-export-npz")
-    files = gr.File(label="Downloads", file_count="multiple", interactive=False, elem_id="attention-files")
+    files = gr.File(
+        label="Downloads", file_count="multiple", interactive=False, visible=False, height=140, elem_id="attention-files"
+    )
 
     controls = [text, model_a, model_b, level, axes, how, layer, head, scale, query]
     outputs = [plot, note, grid_a, grid_b, profile_plot, query_text, layer, head, query, level]
@@ -428,11 +478,18 @@ def build_tab(config: AppConfig) -> None:
         return (
             view["figure"],
             view["note"],
-            gr.Gallery(value=grids[0], label=f"{view['names'][0]} · layer {view['layer']}"),
+            gr.Gallery(
+                value=grids[0],
+                label=view["grid_labels"][0],
+                height=grid_height(len(grids[0])),
+                selected_index=None,
+            ),
             gr.Gallery(
                 value=grids[1],
-                label=f"{view['names'][1]} · layer {view['layer']}" if len(view["names"]) > 1 else "Model B heads",
+                label=view["grid_labels"][1] if len(view["names"]) > 1 else "Model B heads",
+                height=grid_height(len(grids[1])),
                 visible=len(view["names"]) > 1,
+                selected_index=None,
             ),
             view["profile"],
             view["query_text"],
@@ -469,7 +526,10 @@ def build_tab(config: AppConfig) -> None:
     )
 
     @user_errors
-    def export(kind: str, *args: Any) -> list[str]:
+    def export(kind: str, *args: Any) -> gr.File:
+        return gr.File(value=export_files(kind, *args), visible=True)
+
+    def export_files(kind: str, *args: Any) -> list[str]:
         view = render(config, *args)
         folder = Path(tempfile.mkdtemp(prefix="attention-"))
         stem = "-".join(_slug(n) for n in view["names"])
@@ -481,7 +541,7 @@ def build_tab(config: AppConfig) -> None:
             return [str(path)]
         path = folder / f"attention-{stem}.png"
         try:
-            view["figure"].write_image(path, width=1400, height=FIG_HEIGHT + 60, scale=1.5)
+            view["figure"].write_image(path, width=1400, scale=1.5)
         except Exception as err:  # kaleido needs a Chrome/Chromium; the plot's own camera icon works without
             raise gr.Error(
                 f"PNG export needs Chrome/Chromium for kaleido ({err}). Use the camera icon of the plot instead."
@@ -489,7 +549,15 @@ def build_tab(config: AppConfig) -> None:
         return [str(path)]
 
     for button, kind in ((png, "png"), (page, "html"), (npz, "npz")):
-        button.click(functools.partial(export, kind), controls, [files], api_visibility="private", **common)
+        # Its own queue: a slow PNG (kaleido starts a browser) must not hold up the view's updates.
+        button.click(
+            functools.partial(export, kind),
+            controls,
+            [files],
+            api_visibility="private",
+            concurrency_id="attention-export",
+            concurrency_limit=1,
+        )
 
 
 def _slug(name: str) -> str:

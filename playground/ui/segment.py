@@ -76,7 +76,9 @@ def _display(s: str, visible_ws: bool) -> str:
     joiner) shows their code points, or the span would be empty. Format characters inside a
     unit stay raw so emoji sequences still render as one glyph.
     """
-    if s and all(unicodedata.category(c) in _INVISIBLE and c not in "\n\t" for c in s):
+    if s.isprintable():  # the common case; only the space needs a decision
+        return s.replace(" ", "⋅") if visible_ws else s
+    if all(unicodedata.category(c) in _INVISIBLE and c not in "\n\t" for c in s):
         return core.visible(s)
     out = []
     for c in s:

@@ -23,13 +23,19 @@ RESULT_TIMEOUT_MS = 90_000  # the first run loads tokenizers and the byte model
 
 
 def check_segmenters(page: Any, wanted: list[str]) -> None:
-    """Tick the segmenter checkboxes whose labels contain any of ``wanted`` (and untick none)."""
+    """Tick the segmenter checkboxes whose labels contain any of ``wanted`` (and untick none).
+
+    Checked twice: a tick made while gradio is still hydrating the page can be reset by it.
+    """
     group = page.locator("#segment-segmenters")
-    for label in group.locator("label").all():
-        text = label.inner_text()
-        box = label.locator("input[type=checkbox]")
-        if any(w in text for w in wanted) and not box.is_checked():
-            box.check()
+    group.wait_for(state="visible")
+    for _ in range(2):
+        for label in group.locator("label").all():
+            text = label.inner_text()
+            box = label.locator("input[type=checkbox]")
+            if any(w in text for w in wanted) and not box.is_checked():
+                box.check()
+        page.wait_for_timeout(300)
 
 
 def run_view(
@@ -102,7 +108,7 @@ def main() -> None:
     ap.add_argument("--url", default="http://127.0.0.1:7860/")
     ap.add_argument("--out", default="tests/browser/screenshots/segment-readme.png")
     ap.add_argument("--segmenters", default="bytes,smollm2-135m,gemma3-270m,hat-tiny,bpe-tiny,entropy-patches")
-    ap.add_argument("--seed", type=int, default=1, help="typo seed (1 turns quick into quuck)")
+    ap.add_argument("--seed", type=int, default=12, help="typo seed (12 turns quick into qhick)")
     args = ap.parse_args()
     text = "The quick brown fox jumps over the lazy dog. Donaudampfschifffahrt! 👨\u200d👩\u200d👧 日本語"
     with sync_playwright() as p:

@@ -1,0 +1,170 @@
+"""Benchmark speculative decoding of SmolLM2-135M on this machine; prints JSON.
+
+    python bench/speculative.py [--threads 1] [--max-new-tokens 128] [--rounds 2] [--out FILE]
+
+For a grounded prompt (summarise an article) and an open-ended one (write a story), every
+drafter configuration runs greedy speculative decoding, and plain greedy decoding of the same
+prompt runs in the same process, interleaved with them in rounds (plain first in each round,
+then the drafters in an order rotated per round), so background load hits both alike. Reported
+per configuration: mean accepted draft tokens per step, tokens per target pass, the median wall
+clock of its runs and ``speedup`` = median plain seconds / median speculative seconds (both
+include the prefill), and whether every output was identical to plain greedy decoding.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Before torch starts its thread pool: OpenMP threads that spin at barriers make a busy
+# 2-core machine many times slower (models/__init__.py sets the same).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch
+
+from models.registry import load_model
+from playground.speculative.compare import RunSettings, build_drafter, encode_prompt, eos_token_ids
+from playground.speculative.drafters import MODEL_FREE_DRAFTERS
+from playground.speculative.engine import Generation, plain_generate, speculative_generate
+from playground.speculative.modeling import cache_length, crop_to, forward_tokens, forward_tree, new_cache
+from playground.speculative.prompts import GROUNDED_PROMPT, OPEN_ENDED_PROMPT
+from playground.speculative.tree import DraftTree
+
+MODEL = "smollm2-135m"
+PROMPTS = {"grounded": GROUNDED_PROMPT, "open_ended": OPEN_ENDED_PROMPT}
+
+# (label, settings): one or two budgets per drafter. SmolLM2 has no smaller model with its
+# tokenizer offline, so the draft-model drafter is not benchmarked here.
+CONFIGS: list[tuple[str, dict[str, Any]]] = [
+    ("prompt-lookup/8", {"drafter": "prompt-lookup", "tree_budget": 8, "max_depth": 8}),
+    ("suffix-automaton/8", {"drafter": "suffix-automaton", "tree_budget": 8, "max_depth": 8}),
+    ("suffix-automaton/16", {"drafter": "suffix-automaton", "tree_budget": 16, "max_depth": 12}),
+    ("token-recycling/8", {"drafter": "token-recycling", "tree_budget": 8, "max_depth": 6}),
+    ("token-recycling/16", {"drafter": "token-recycling", "tree_budget": 16, "max_depth": 6}),
+    ("layer-skip/chain-3", {"drafter": "layer-skip", "tree_budget": 3, "max_depth": 3, "tree_shape": "chain"}),
+]
+
+
+def pass_costs(model: Any, prompt_ids: list[int], sizes: tuple[int, ...] = (1, 4, 8, 16, 32)) -> dict[str, float]:
+    """Median ms of one verification pass (a chain of ``n`` tokens, lazy head on one row) on the
+    prompt's cache: what a step costs before any token is accepted."""
+    cache = new_cache()
+    forward_tokens(model, cache, prompt_ids[:-1], last_only=True)
+    base = cache_length(cache)
+    out = {}
+    for n in sizes:
+        tree = DraftTree()
+        for i in range(n - 1):
+            tree.add(prompt_ids[i % len(prompt_ids)], i - 1)
+        times = []
+        for _ in range(5):
+            start = time.perf_counter()
+            logits = forward_tree(model, cache, prompt_ids[-1], tree)
+            logits[0]
+            times.append(time.perf_counter() - start)
+            crop_to(cache, base)
+        out[str(n)] = round(1000 * statistics.median(times), 1)
+    return out
+
+
+def summarize_runs(runs: list[Generation], plain_runs: list[Generation]) -> dict[str, Any]:
+    steps = [s for r in runs for s in r.steps]
+    tokens = sum(len(r.output_ids) for r in runs)
+    plain_median = statistics.median(r.seconds for r in plain_runs)
+    spec_median = statistics.median(r.seconds for r in runs)
+    return {
+        "mean_accepted": round(sum(len(s.accepted) for s in steps) / max(len(steps), 1), 3),
+        "tokens_per_forward": round(tokens / max(sum(r.target_passes for r in runs), 1), 3),
+        "mean_tree_size": round(sum(len(s.tree) for s in steps) / max(len(steps), 1), 2),
+        "seconds": [round(r.seconds, 3) for r in runs],
+        "median_seconds": round(spec_median, 3),
+        "draft_seconds_per_run": round(sum(s.draft_seconds for s in steps) / len(runs), 3),
+        "verify_seconds_per_run": round(sum(s.verify_seconds for s in steps) / len(runs), 3),
+        "speedup": round(plain_median / spec_median, 3),
+        "identical": all(r.output_ids == plain_runs[0].output_ids for r in runs),
+    }
+
+
+def bench_prompt(lm: Any, prompt: str, args: argparse.Namespace) -> dict[str, Any]:
+    model, tokenizer = lm.model, lm.tokenizer
+    prompt_ids = encode_prompt(tokenizer, prompt, chat=True)
+    eos = eos_token_ids(model, tokenizer)
+    kwargs = {"max_new_tokens": args.max_new_tokens, "eos_ids": eos}
+    configs = [(label, RunSettings(**c)) for label, c in CONFIGS]
+    forward_tokens(model, new_cache(), prompt_ids, last_only=True)  # warm-up, not timed
+    plain_runs: list[Generation] = []
+    spec_runs: dict[str, list[Generation]] = {label: [] for label, _ in configs}
+    for round_index in range(args.rounds):
+        plain_runs.append(plain_generate(model, prompt_ids, **kwargs))
+        shift = round_index % len(configs)
+        for label, settings in configs[shift:] + configs[:shift]:
+            drafter = build_drafter(settings, model)
+            spec_runs[label].append(speculative_generate(model, prompt_ids, drafter, **kwargs))
+            print(f"  {label}: {spec_runs[label][-1].seconds:.2f} s", file=sys.stderr, flush=True)
+        print(f"  plain: {plain_runs[-1].seconds:.2f} s", file=sys.stderr, flush=True)
+    drafters = {label: summarize_runs(spec_runs[label], plain_runs) for label, _ in configs}
+    model_free = {k: v for k, v in drafters.items() if k.split("/")[0] in MODEL_FREE_DRAFTERS}
+    best_free = max(model_free, key=lambda k: model_free[k]["speedup"])
+    best = max(drafters, key=lambda k: drafters[k]["speedup"])
+    return {
+        "prompt_tokens": len(prompt_ids),
+        "new_tokens": len(plain_runs[0].output_ids),
+        "output_start": tokenizer.decode(plain_runs[0].output_ids)[:160],
+        "plain": {
+            "seconds": [round(r.seconds, 3) for r in plain_runs],
+            "median_seconds": round(statistics.median(r.seconds for r in plain_runs), 3),
+            "prefill_seconds": round(statistics.median(r.prefill_seconds for r in plain_runs), 3),
+        },
+        "pass_cost_ms": pass_costs(model, prompt_ids),
+        "drafters": drafters,
+        "best_model_free": {"config": best_free, "speedup": model_free[best_free]["speedup"]},
+        "best": {"config": best, "speedup": drafters[best]["speedup"]},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--max-new-tokens", type=int, default=128)
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved repetitions (default 2)")
+    parser.add_argument("--prompts", nargs="+", choices=sorted(PROMPTS), default=list(PROMPTS))
+    parser.add_argument("--out", type=Path, help="also write the JSON here")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    lm = load_model(MODEL)
+    results: dict[str, Any] = {
+        "model": MODEL,
+        "threads": torch.get_num_threads(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        "torch": torch.__version__,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        "max_new_tokens": args.max_new_tokens,
+        "rounds": args.rounds,
+        "decoding": "greedy, chat template",
+        "speedup_definition": "median plain seconds / median speculative seconds, same process, interleaved",
+        "prompts": {},
+    }
+    for name in args.prompts:
+        print(f"{name}:", file=sys.stderr, flush=True)
+        results["prompts"][name] = bench_prompt(lm, PROMPTS[name], args)
+    results["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    text = json.dumps(results, indent=1)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

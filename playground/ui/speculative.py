@@ -1,0 +1,437 @@
+"""Speculative-decoding tab: draft trees step by step, against plain decoding of the same prompt.
+
+The engine lives in :mod:`playground.speculative`; this module turns its JSON (the same as
+``python -m playground.speculative --json``) into gradio components, HTML and plotly figures.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+import gradio as gr
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from models.registry import get_spec, load_model
+from playground.speculative.compare import MAX_NEW_TOKENS, RunSettings, compare, to_json
+from playground.speculative.drafters import DRAFTER_NAMES, MAX_TREE_BUDGET, TREE_SHAPES
+from playground.speculative.prompts import EXAMPLES
+from playground.speculative.tree import DraftTree, tree_layout, tree_layout_root_x
+from playground.ui.common import check_models, model_choices, user_errors, visible_whitespace
+
+if TYPE_CHECKING:
+    from playground.config import AppConfig
+
+TOKEN_FAMILIES = ("bpe", "byte")
+STATUS_COLORS = {"accepted": "#2f9e44", "rejected": "#e03131", "unreached": "#adb5bd"}
+BONUS_COLOR = "#f59f00"
+ROOT_COLOR = "#1c7ed6"
+STEP_COLORS = ("#d3f9d8", "#d0ebff")
+
+DRAFTER_HELP = {
+    "prompt-lookup": "model-free: continue the latest earlier n-gram match in prompt or output",
+    "suffix-automaton": "model-free: longest earlier match via a suffix automaton (SAM-Decoding)",
+    "token-recycling": "model-free: the target's past top-k candidates per token, walked as a tree",
+    "suffix-automaton+token-recycling": "model-free: earlier matches first, recycled candidates fill the budget",
+    "layer-skip": "the target with layers skipped drafts for itself (no training)",
+    "draft-model": "a smaller model with the same tokenizer",
+}
+
+CSS = """
+.spec-text { white-space: pre-wrap; font-family: var(--font-mono); font-size: 14px; line-height: 1.9;
+  max-height: 24em; overflow-y: auto; }
+.spec-text .prompt { opacity: 0.55; }
+.spec-text .s0 { background: #d3f9d8; } .spec-text .s1 { background: #d0ebff; }
+.spec-text .cur { outline: 2px solid #1c7ed6; }
+.spec-text .bonus { border-bottom: 3px solid #f59f00; }
+.spec-legend { font-size: 0.85em; opacity: 0.85; margin-bottom: 6px; }
+"""
+
+
+def _label(text: str) -> str:
+    shown = visible_whitespace(text)
+    return shown if len(shown) <= 14 else shown[:13] + "…"
+
+
+def _prob(p: float | None) -> str:
+    return "–" if p is None else f"{p:.3f}"
+
+
+def tree_figure(record: dict[str, Any] | None) -> go.Figure:
+    """The draft tree of one step: nodes coloured accepted / rejected / not reached, the bonus
+    token hanging below the last accepted node; hover shows draft and target probabilities."""
+    fig = go.Figure()
+    if record is None:
+        fig.update_layout(title="Run to see the draft trees", height=420)
+        return fig
+    t = record["tree"]
+    tree = DraftTree(tokens=t["tokens"], parents=t["parents"], draft_probs=t["draft_probs"])
+    pos = tree_layout(tree)
+    root = (tree_layout_root_x(tree), 0)
+    xs = [root[0]] + [x for x, _ in pos]
+    ys = [0] + [-d for _, d in pos]
+    edge_x: list[float | None] = []
+    edge_y: list[float | None] = []
+    for i, parent in enumerate(tree.parents):
+        px, py = (xs[0], ys[0]) if parent == -1 else (xs[parent + 1], ys[parent + 1])
+        edge_x += [px, xs[i + 1], None]
+        edge_y += [py, ys[i + 1], None]
+    # the bonus token hangs below the last accepted node (or the root)
+    last = record["accepted_nodes"][-1] + 1 if record["accepted_nodes"] else 0
+    bonus_xy = (xs[last], ys[last] - 1)
+    edge_x += [xs[last], bonus_xy[0], None]
+    edge_y += [ys[last], bonus_xy[1], None]
+    fig.add_trace(
+        go.Scatter(
+            x=edge_x,
+            y=edge_y,
+            mode="lines",
+            line={"color": "#ced4da", "width": 1.5},
+            hoverinfo="skip",
+            showlegend=False,
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=[xs[0]],
+            y=[ys[0]],
+            mode="markers+text",
+            name="root (last committed token)",
+            marker={"size": 16, "color": ROOT_COLOR, "symbol": "square"},
+            text=[_label(record["root_text"])],
+            textposition="top center",
+            hovertext=[f"root: {html.escape(visible_whitespace(record['root_text']))}"],
+            hoverinfo="text",
+        )
+    )
+    for status, color in STATUS_COLORS.items():
+        idx = [i for i, s in enumerate(t["status"]) if s == status]
+        fig.add_trace(
+            go.Scatter(
+                x=[xs[i + 1] for i in idx],
+                y=[ys[i + 1] for i in idx],
+                mode="markers+text",
+                name={"unreached": "not reached"}.get(status, status),
+                marker={"size": 14, "color": color, "line": {"width": 1, "color": "#495057"}},
+                text=[_label(t["texts"][i]) for i in idx],
+                textposition="bottom center",
+                textfont={"size": 11},
+                hovertext=[
+                    f"node {i}: {html.escape(visible_whitespace(t['texts'][i]))}<br>"
+                    f"draft p = {_prob(t['draft_probs'][i])}<br>target p = {_prob(t['target_probs'][i])}"
+                    f"<br>{status}"
+                    for i in idx
+                ],
+                hoverinfo="text",
+            )
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=[bonus_xy[0]],
+            y=[bonus_xy[1]],
+            mode="markers+text",
+            name="bonus (target's own token)",
+            marker={"size": 18, "color": BONUS_COLOR, "symbol": "star"},
+            text=[_label(record["bonus_text"])],
+            textposition="bottom center",
+            hovertext=[f"bonus: {html.escape(visible_whitespace(record['bonus_text']))}"],
+            hoverinfo="text",
+        )
+    )
+    depth = max([-y for y in ys] + [bonus_xy[1] * -1])
+    fig.update_layout(
+        title=f"Step {record['step']}: {len(t['tokens'])} draft tokens, {len(record['accepted_nodes'])} accepted",
+        height=max(360, 90 * (depth + 2)),
+        xaxis={"visible": False},
+        yaxis={"visible": False, "range": [-depth - 0.8, 0.8]},
+        legend={"orientation": "h", "y": -0.05},
+        margin={"l": 10, "r": 10, "t": 50, "b": 10},
+        plot_bgcolor="white",
+    )
+    return fig
+
+
+def charts_figure(data: dict[str, Any] | None) -> go.Figure:
+    """Accepted tokens per step, their histogram, and drafting vs verifying time per step."""
+    fig = make_subplots(
+        rows=1,
+        cols=3,
+        subplot_titles=("Accepted draft tokens per step", "Histogram of accepted lengths", "Time per step (ms)"),
+    )
+    if data is None or not data["steps"]:
+        fig.update_layout(height=320)
+        return fig
+    steps = data["steps"]
+    idx = [s["step"] for s in steps]
+    accepted = [len(s["accepted_tokens"]) for s in steps]
+    fig.add_trace(
+        go.Bar(x=idx, y=accepted, marker_color=STATUS_COLORS["accepted"], name="accepted", showlegend=False),
+        row=1,
+        col=1,
+    )
+    counts = [accepted.count(k) for k in range(max(accepted) + 1)]
+    fig.add_trace(
+        go.Bar(x=list(range(len(counts))), y=counts, marker_color="#5c7cfa", name="steps", showlegend=False),
+        row=1,
+        col=2,
+    )
+    fig.add_trace(
+        go.Bar(x=idx, y=[1000 * s["draft_seconds"] for s in steps], name="drafting", marker_color="#f59f00"),
+        row=1,
+        col=3,
+    )
+    fig.add_trace(
+        go.Bar(x=idx, y=[1000 * s["verify_seconds"] for s in steps], name="verifying", marker_color="#1c7ed6"),
+        row=1,
+        col=3,
+    )
+    plain = data["summary"]["plain_tokens_per_second"]
+    if plain:
+        fig.add_hline(
+            y=1000 / plain,
+            line_dash="dot",
+            line_color="#495057",
+            row=1,
+            col=3,
+            annotation_text="plain: one token",
+            annotation_position="top left",
+        )
+    fig.update_layout(
+        barmode="stack",
+        height=340,
+        margin={"l": 40, "r": 10, "t": 40, "b": 40},
+        legend={"orientation": "h", "y": -0.2},
+    )
+    fig.update_xaxes(title_text="step", row=1, col=1)
+    fig.update_xaxes(title_text="accepted tokens", row=1, col=2)
+    fig.update_xaxes(title_text="step", row=1, col=3)
+    return fig
+
+
+def text_html(data: dict[str, Any] | None, current: int) -> str:
+    """Prompt (faded) and output; each step's tokens shaded, bonus tokens underlined in amber,
+    the chosen step outlined."""
+    if data is None:
+        return '<div class="spec-legend">Run to see the generated text.</div>'
+    parts = [f'<span class="prompt">{html.escape(data["prompt_text"][-600:])}</span>']
+    for s in data["steps"]:
+        n_acc = len(s["accepted_tokens"])
+        classes = f"s{s['step'] % 2}" + (" cur" if s["step"] == current else "")
+        inner = []
+        for k, text in enumerate(s["new_texts"]):
+            cls = "acc" if k < n_acc else "bonus"
+            inner.append(f'<span class="{cls}">{html.escape(text)}</span>')
+        title = f"step {s['step']}: {n_acc} accepted + 1 bonus"
+        parts.append(f'<span class="{classes}" data-step="{s["step"]}" title="{title}">{"".join(inner)}</span>')
+    legend = (
+        '<div class="spec-legend">Shading alternates per step; '
+        '<span style="border-bottom:3px solid #f59f00">underlined</span>: the bonus token the target '
+        "adds each step; outlined: the chosen step. Faded: the end of the prompt.</div>"
+    )
+    return legend + f'<div class="spec-text" id="spec-text-body">{"".join(parts)}</div>'
+
+
+def summary_markdown(data: dict[str, Any]) -> str:
+    s = data["summary"]
+    identical = {True: "**yes**", False: "**NO**", None: "n/a (sampling)"}[s["identical"]]
+    return (
+        f"| | plain | speculative |\n|---|---|---|\n"
+        f"| tokens | {len(data['plain_tokens'])} | {s['new_tokens']} |\n"
+        f"| target forward passes | {data['plain_passes']} | {s['steps']} |\n"
+        f"| tokens per target pass | 1.00 | {s['tokens_per_forward']:.2f} |\n"
+        f"| wall clock (s, incl. prefill) | {s['plain_seconds']:.2f} | {s['speculative_seconds']:.2f} |\n"
+        f"| tokens per second | {s['plain_tokens_per_second']:.1f} | {s['speculative_tokens_per_second']:.1f} |\n\n"
+        f"**Speedup {s['speedup']:.2f}×** · mean accepted draft tokens per step {s['mean_accepted']:.2f} "
+        f"(mean tree {s['mean_tree_size']:.1f} nodes) · drafting {s['draft_seconds']:.2f} s, verifying "
+        f"{s['verify_seconds']:.2f} s · identical to plain greedy: {identical}\n\n"
+        "Both runs happen one after the other in this call, on a machine that may be busy: timings are noisy."
+    )
+
+
+def step_markdown(data: dict[str, Any] | None, step: int) -> str:
+    if data is None or not data["steps"]:
+        return ""
+    s = data["steps"][step]
+    accepted = "".join(s["new_texts"][: len(s["accepted_tokens"])])
+    return (
+        f"**Step {step}** of {len(data['steps'])} · root `{visible_whitespace(s['root_text'])}` · "
+        f"accepted {len(s['accepted_tokens'])} of {len(s['tree']['tokens'])}: "
+        f"`{visible_whitespace(accepted) or '∅'}` + bonus `{visible_whitespace(s['bonus_text'])}` · "
+        f"drafting {1000 * s['draft_seconds']:.0f} ms, verifying {1000 * s['verify_seconds']:.0f} ms"
+    )
+
+
+def run_speculative(
+    prompt: str,
+    target: str,
+    drafter: str,
+    draft_model: str | None,
+    tree_shape: str,
+    budget: float,
+    temperature: float,
+    max_new_tokens: float,
+    chat: bool,
+    *,
+    config: AppConfig,
+) -> dict[str, Any]:
+    """Decode ``prompt`` plainly and speculatively; the JSON of ``python -m playground.speculative``."""
+    if not prompt or not prompt.strip():
+        raise ValueError("Please enter a prompt first.")
+    if len(prompt) > config.max_text_chars:
+        raise ValueError(f"The prompt has {len(prompt):,} characters; the limit is {config.max_text_chars:,}.")
+    (target,) = check_models(target, config)
+    if get_spec(target).family not in TOKEN_FAMILIES:
+        raise ValueError(f"{target} is a HAT model; speculative decoding here needs a token model (BPE or bytes).")
+    settings = RunSettings(
+        drafter=drafter,
+        max_new_tokens=int(max_new_tokens),
+        temperature=float(temperature),
+        tree_budget=int(budget),
+        max_depth=int(budget) if tree_shape == "chain" else 8,
+        tree_shape=tree_shape,
+    )
+    lm = load_model(target)
+    # "Chat template" means: use it when the model has one (the tiny test models do not).
+    settings = replace(settings, chat=bool(chat) and bool(getattr(lm.tokenizer, "chat_template", None)))
+    draft = None
+    if drafter == "draft-model":
+        if not draft_model:
+            raise ValueError("Choose a draft model (same tokenizer as the target).")
+        (draft_model,) = check_models(draft_model, config)
+        draft = load_model(draft_model).model
+    comparison = compare(lm.model, lm.tokenizer, prompt, settings, draft_model=draft)
+    data = to_json(comparison, lm.tokenizer)
+    data["plain_tokens"] = comparison.plain.output_ids
+    data["plain_passes"] = comparison.plain.target_passes
+    data["model"], data["draft_model"] = target, draft_model
+    return data
+
+
+def _clamp(data: dict[str, Any] | None, step: float | None) -> int:
+    if not data or not data["steps"]:
+        return 0
+    return min(max(int(step or 0), 0), len(data["steps"]) - 1)
+
+
+def show_step(data: dict[str, Any] | None, step: float | None) -> tuple[go.Figure, str, str]:
+    step = _clamp(data, step)
+    record = data["steps"][step] if data and data["steps"] else None
+    return tree_figure(record), step_markdown(data, step), text_html(data, step)
+
+
+def build_tab(config: AppConfig) -> None:
+    """Create the speculative-decoding components and wire their events (inside a gr.Tab)."""
+    targets = model_choices(config, TOKEN_FAMILIES)
+    gr.Markdown(
+        "**Speculative decoding**: a cheap *drafter* proposes a tree of next tokens, the target "
+        "model checks the whole tree in **one** forward pass (tree attention), keeps the longest "
+        "path it agrees with and adds one token of its own. Greedy output is identical to plain "
+        "decoding; sampling keeps the target's distribution exactly. Plain decoding of the same "
+        "prompt runs in the same call, for the speedup."
+    )
+    with gr.Row():
+        with gr.Column(scale=3):
+            prompt = gr.Textbox(label="Prompt", value=EXAMPLES[0][1], lines=6, max_lines=14, elem_id="spec-prompt")
+            gr.Examples(
+                examples=[[t] for _, t in EXAMPLES],
+                inputs=[prompt],
+                example_labels=[label for label, _ in EXAMPLES],
+                label="Examples",
+            )
+        with gr.Column(scale=2):
+            with gr.Row():
+                target = gr.Dropdown(
+                    choices=targets,
+                    value=targets[0][1] if targets else None,
+                    label="Target model",
+                    elem_id="spec-target",
+                )
+                drafter = gr.Dropdown(
+                    choices=list(DRAFTER_NAMES),
+                    value="suffix-automaton",
+                    label="Drafter",
+                    info=DRAFTER_HELP["suffix-automaton"],
+                    elem_id="spec-drafter",
+                )
+            with gr.Row():
+                draft_model = gr.Dropdown(
+                    choices=targets,
+                    value=None,
+                    label="Draft model (same tokenizer)",
+                    visible=False,
+                    elem_id="spec-draft-model",
+                )
+                shape = gr.Radio(
+                    list(TREE_SHAPES),
+                    value="chain",
+                    label="Tree shape (model drafters)",
+                    visible=False,
+                    elem_id="spec-shape",
+                )
+            with gr.Row():
+                budget = gr.Slider(
+                    1, min(MAX_TREE_BUDGET, 64), value=8, step=1, label="Tree budget (nodes)", elem_id="spec-budget"
+                )
+                temperature = gr.Slider(
+                    0.0, 1.5, value=0.0, step=0.05, label="Temperature (0 = greedy)", elem_id="spec-temperature"
+                )
+            with gr.Row():
+                max_new = gr.Slider(
+                    1, min(MAX_NEW_TOKENS, 256), value=48, step=1, label="Max new tokens", elem_id="spec-max-new"
+                )
+                chat = gr.Checkbox(value=True, label="Chat template (if the model has one)", elem_id="spec-chat")
+            run = gr.Button("Run", variant="primary", elem_id="spec-run")
+    summary = gr.Markdown(elem_id="spec-summary")
+    with gr.Row():
+        prev_btn = gr.Button("◀ Previous step", elem_id="spec-prev", size="sm")
+        step = gr.Slider(0, 1, value=0, step=1, label="Step", elem_id="spec-step")
+        next_btn = gr.Button("Next step ▶", elem_id="spec-next", size="sm")
+    step_info = gr.Markdown(elem_id="spec-step-info")
+    tree_plot = gr.Plot(label="Draft tree", elem_id="spec-tree")
+    text = gr.HTML(css_template=CSS, elem_id="spec-text")
+    charts = gr.Plot(label="Acceptance and time", elem_id="spec-charts")
+    with gr.Accordion("Raw result (JSON, as returned by the API)", open=False):
+        raw = gr.JSON(elem_id="spec-json")
+    state = gr.State(None)
+
+    def on_drafter(name: str) -> tuple[Any, Any, Any]:
+        model_based = name in ("draft-model", "layer-skip")
+        return (
+            gr.update(visible=name == "draft-model"),
+            gr.update(visible=model_based),
+            gr.update(info=DRAFTER_HELP.get(name, "")),
+        )
+
+    drafter.change(on_drafter, drafter, [draft_model, shape, drafter], api_visibility="private")
+
+    @user_errors
+    def on_run(*args: Any) -> tuple[Any, ...]:
+        data = run_speculative(*args, config=config)
+        fig, info, body = show_step(data, 0)
+        n = len(data["steps"])
+        return (
+            summary_markdown(data),
+            gr.update(maximum=max(n - 1, 1), value=0),
+            fig,
+            info,
+            body,
+            charts_figure(data),
+            data,
+            data,
+        )
+
+    run.click(
+        on_run,
+        [prompt, target, drafter, draft_model, shape, budget, temperature, max_new, chat],
+        [summary, step, tree_plot, step_info, text, charts, raw, state],
+        api_name="speculative",
+    )
+    step.change(show_step, [state, step], [tree_plot, step_info, text], api_visibility="private")
+
+    def move(data: dict[str, Any] | None, current: float, delta: int) -> int:
+        return _clamp(data, (current or 0) + delta)
+
+    prev_btn.click(lambda d, s: move(d, s, -1), [state, step], step, api_visibility="private")
+    next_btn.click(lambda d, s: move(d, s, 1), [state, step], step, api_visibility="private")

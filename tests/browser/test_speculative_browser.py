@@ -1,0 +1,55 @@
+"""Browser test of the speculative-decoding tab: run, then step through the draft trees.
+
+Runs against the app started by the `app_url` fixture (tiny `hf:` models).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+RESULT_TIMEOUT_MS = 120_000
+
+
+def step_info(page: Any) -> str:
+    return page.locator("#spec-step-info").inner_text()
+
+
+def test_step_through_the_tree_view(page: Any, screenshot_dir: Path) -> None:
+    page.get_by_role("tab", name="Speculative decoding").click()
+    prompt = page.locator("#spec-prompt textarea")
+    prompt.fill("The quick brown fox jumps over the lazy dog. The quick brown fox jumps over the lazy dog. The quick")
+    page.locator("#spec-run").click()
+    page.locator("#spec-summary").get_by_text("Speedup").wait_for(timeout=RESULT_TIMEOUT_MS)
+    summary = page.locator("#spec-summary").inner_text()
+    assert "identical to plain greedy: yes" in summary
+    page.locator("#spec-tree .js-plotly-plot").wait_for(state="visible")
+    assert step_info(page).startswith("Step 0 of")
+    n_steps = int(re.search(r"Step 0 of (\d+)", step_info(page)).group(1))
+    assert n_steps >= 2
+
+    page.locator("#spec-next").click()
+    page.wait_for_function("document.querySelector('#spec-step-info').innerText.startsWith('Step 1 ')")
+    page.locator("#spec-next").click()
+    page.wait_for_function("document.querySelector('#spec-step-info').innerText.startsWith('Step 2 ')")
+    # the chosen step is outlined in the text, and the tree title follows the step
+    assert page.locator("#spec-text .cur").get_attribute("data-step") == "2"
+    page.wait_for_function("(document.querySelector('#spec-tree .gtitle') || {}).textContent?.startsWith('Step 2:')")
+    page.locator("#spec-prev").click()
+    page.wait_for_function("document.querySelector('#spec-step-info').innerText.startsWith('Step 1 ')")
+    # every node of the tree is drawn: markers for root, nodes and bonus
+    assert page.locator("#spec-tree .scatterlayer .point").count() >= 2
+    page.locator("#spec-charts .js-plotly-plot").wait_for(state="visible")
+    page.screenshot(path=str(screenshot_dir / "speculative.png"), full_page=True)
+
+
+def test_bad_input_shows_an_error(page: Any) -> None:
+    page.get_by_role("tab", name="Speculative decoding").click()
+    page.locator("#spec-prompt textarea").fill("   ")
+    page.locator("#spec-run").click()
+    page.get_by_text("Please enter a prompt first.").first.wait_for(timeout=30_000)
