@@ -61,12 +61,20 @@ def language_texts(n_chars: int) -> dict[str, tuple[str, str]]:
 def figure(result: dict) -> object:
     import plotly.graph_objects as go
 
-    segs = result["segmenters"]
+    # Segmenters that cut identically (byte-tiny's ByT5 tokens are the bytes; hat-tiny's words
+    # are hat-words) share one group of bars, labelled "bytes = byte-tiny".
+    groups: dict[tuple, list[str]] = {}
+    for name in result["segmenters"]:
+        key = tuple(result["counts"][lang]["units"].get(name) for lang in result["units_per_word"])
+        groups.setdefault(key, []).append(name)
+    segs = [names[0] for names in groups.values()]
+    labels = [" = ".join(names) for names in groups.values()]
+    labels = [f"{lab} ({result['entropy_threshold']:g} bits)" if lab == "entropy-patches" else lab for lab in labels]
     fig = go.Figure()
     for lang, row in result["units_per_word"].items():
         fig.add_trace(
             go.Bar(
-                x=segs,
+                x=labels,
                 y=[row.get(s) for s in segs],
                 name=LANGUAGES[lang],
                 marker_color=COLORS.get(lang),

@@ -330,3 +330,35 @@ def test_tab_handlers(random_models: list[str]) -> None:
     assert list(fig.data[0].x) == [0, 10, 20, 30]
     with pytest.raises(gr.Error, match="step"):
         list(U.run_sweep(text, random_models, "upper", 0, 0.5, config=config))
+
+
+# --------------------------------------------------------------------------- the report
+
+
+def test_report_generator(random_models: list[str], tmp_path: Path) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("robustness_report", Path(__file__).parent.parent / "bench" / "robustness_report.py")
+    assert spec is not None and spec.loader is not None
+    report = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report)
+    text = tmp_path / "val.txt"
+    text.write_text((TEXT + "\n") * 4, encoding="utf-8")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\n{report.README_START}\nold\n{report.README_END}\n\nafter\n", encoding="utf-8")
+    out = tmp_path / "reports" / "robustness.md"
+    args = [
+        "--models", ",".join(random_models), "--text", str(text), "--max-bytes", "300", "--kinds", "typo,misspelling,upper",
+        "--sweep-kinds", "typo", "--sweep-rates", "0,0.2", "--next-word-bytes", "150", "--out", str(out),
+        "--no-plots", "--readme", str(readme),
+    ]  # fmt: skip
+    assert report.main(args) == 0
+    md = out.read_text(encoding="utf-8")
+    assert "## Headline" in md and "| misspelling |" in md and "### typo" in md and "Next-word accuracy" in md
+    assert "HAT's rise is" in md  # the verdict is stated, whichever way it goes
+    data = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
+    assert set(data["kinds"]) == {"typo", "misspelling", "upper"} and data["bytes"] <= 300
+    assert [p["rate"] for p in data["sweeps"]["typo"][random_models[0]]] == [0.0, 0.2]
+    new_readme = readme.read_text(encoding="utf-8")
+    assert "old" not in new_readme and "| typo |" in new_readme and new_readme.endswith("after\n")
+    assert report.main([*args[:2], "--text", str(tmp_path / "missing.txt")]) == 2

@@ -221,12 +221,13 @@ def heatmap_figure(maps: Sequence[core.Heatmap], diff: core.Heatmap | None = Non
 def profile_figure(profiles: Sequence[core.Profile], scale: str = "sqrt") -> go.Figure:
     """For each model, a strip per layer: what the query attends to."""
     heights = [len(p.matrix) for p in profiles]
+    row_px = 22 if max(heights) <= 12 else 14  # pixels per layer strip
     fig = make_subplots(
         rows=len(profiles),
         cols=1,
         subplot_titles=[f"<b>{html.escape(short_name(p.model))}</b> · {html.escape(p.description)}" for p in profiles],
         row_heights=heights,
-        vertical_spacing=min(0.25, 90 / max(sum(22 * h + 90 for h in heights), 1)),
+        vertical_spacing=min(0.25, 90 / max(sum(row_px * h + 90 for h in heights), 1)),
     )
     top = max([float(p.matrix.max()) for p in profiles if p.matrix.size] + [1e-6])
     shapes: list[dict[str, Any]] = []
@@ -253,7 +254,7 @@ def profile_figure(profiles: Sequence[core.Profile], scale: str = "sqrt") -> go.
         )
         shapes += _boundary_shapes(p.boundaries, len(cats), f"x{suffix}", f"y{suffix}", rows=False)
     fig.update_layout(
-        height=int(sum(22 * h + 150 for h in heights)),
+        height=int(sum(row_px * h + 150 for h in heights)),
         margin={"l": 70, "r": 30, "t": 40, "b": 40},
         coloraxis={"colorscale": colorscale(scale), "cmin": 0.0, "cmax": top, "colorbar": {"title": {"text": "weight"}, "thickness": 12}},
         shapes=shapes,
@@ -334,7 +335,7 @@ def render(
     layer: int,
     head: int,
     scale: str,
-    query: int,
+    query: int | None,
 ) -> dict[str, Any]:
     """Everything the view shows, as plain values (figures, images, markdown)."""
     text = check_text(text, config)
@@ -349,7 +350,7 @@ def render(
     max_heads = max(lvl.n_heads for lvl in levels)
     layer = core.clamp(layer, max_layers)
     head = core.clamp(head, max_heads)
-    query = core.clamp(query, len(text))
+    query = len(text) - 1 if query is None or query < 0 else core.clamp(query, len(text))  # default: the last char
 
     start = time.perf_counter()
     maps = [core.heatmap(r, level, layer, how, head, axes) for r in results]
@@ -458,7 +459,7 @@ def build_tab(config: AppConfig) -> None:
         color_map={"query": "#ff922b", "unit": "#e7f5ff"},
         elem_id="attention-query",
     )
-    query = gr.Number(value=0, precision=0, label="Query character", visible=False, elem_id="attention-query-char")
+    query = gr.Number(value=-1, precision=0, label="Query character", visible=False, elem_id="attention-query-char")
     profile_plot = gr.Plot(label="Attention of the query in every layer", show_label=False, elem_id="attention-profile")
     with gr.Row():
         png = gr.Button("Figure as PNG", size="sm", elem_id="attention-export-png")

@@ -144,13 +144,20 @@ def _cell(ch: str | None, bits: float | None, changed: bool) -> str:
 
 
 def _chunks(columns: Sequence[core.Column], clean: str, width: int) -> list[tuple[int, int]]:
-    """Cut the columns into lines of at most `width`, also after each clean newline."""
-    out, start = [], 0
+    """Cut the columns into lines of at most `width`: after each clean newline, else after a space."""
+    out, start, last_space = [], 0, -1
     for i, col in enumerate(columns):
-        is_nl = col.clean is not None and clean[col.clean] == "\n"
-        if i + 1 - start >= width or is_nl:
+        ch = clean[col.clean] if col.clean is not None else ""
+        if ch == "\n":
             out.append((start, i + 1))
-            start = i + 1
+            start, last_space = i + 1, -1
+            continue
+        if ch == " " and not col.changed:
+            last_space = i
+        if i + 1 - start >= width:
+            cut = last_space + 1 if last_space - start >= width * 3 // 4 else i + 1
+            out.append((start, cut))
+            start, last_space = cut, -1
     if start < len(columns):
         out.append((start, len(columns)))
     return out

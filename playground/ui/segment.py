@@ -311,7 +311,19 @@ def entropy_figure(
             ticks = (first[::step], [core.visible(c) for c in text[::step]])
     if not fig.data:
         return None
-    fig.add_hline(y=threshold, line_dash="dash", line_color="#c92a2a", annotation_text=f"threshold {threshold:g} bits")
+    # The threshold as a legend entry rather than an annotation, which would sit on the line.
+    n = max(len(tr.x) for tr in fig.data)
+    fig.add_trace(
+        go.Scatter(
+            x=[-0.5, n - 0.5],
+            y=[threshold, threshold],
+            mode="lines",
+            line={"dash": "dash", "color": "#c92a2a", "width": 1.4},
+            name=f"threshold {threshold:g} bits",
+            hoverinfo="skip",
+        )
+    )
+    fig.update_xaxes(range=[-0.5, n - 0.5])
     fig.update_layout(
         height=300,
         margin={"l": 50, "r": 20, "t": 40, "b": 40},

@@ -107,7 +107,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=main.__doc__)
     ap.add_argument("--url", default="http://127.0.0.1:7860/")
     ap.add_argument("--out", default="tests/browser/screenshots/segment-readme.png")
-    ap.add_argument("--segmenters", default="bytes,smollm2-135m,gemma3-270m,hat-tiny,bpe-tiny,entropy-patches")
+    ap.add_argument("--segmenters", default="bpe-tiny,smollm2-135m,gemma3-270m,entropy-patches")
     ap.add_argument("--seed", type=int, default=12, help="typo seed (12 turns quick into qhick)")
     args = ap.parse_args()
     text = "The quick brown fox jumps over the lazy dog. Donaudampfschifffahrt! 👨\u200d👩\u200d👧 日本語"
