@@ -56,7 +56,8 @@ $(DEV_STAMP): $(RUN_STAMP) requirements-dev.txt
 chromium:
 	@if [ ! -x /usr/bin/chromium ]; then \
 		$(SUDO) apt-get update && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends chromium; \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends \
+			chromium fonts-noto-color-emoji fonts-noto-cjk; \
 	fi
 
 clean:

@@ -506,25 +506,30 @@ def _unknown(name: str, models: Sequence[str] | None) -> UnknownSegmenterError:
     )
 
 
+@lru_cache(maxsize=32)
+def _cached_entropy(model: str, text: str) -> np.ndarray:
+    """Entropy of ``text`` under ``model``, cached: toggling a display option re-runs the view
+    with the same text, and the byte model's forward pass is most of the view's time."""
+    try:
+        from models.registry import load_model
+        from models.scoring import next_byte_entropy
+    except ImportError as e:
+        raise SegmentError(f"entropy-patches needs models.scoring.next_byte_entropy: {e}") from None
+    try:
+        lm = load_model(model)
+    except (OSError, ValueError) as e:  # missing checkpoint, unknown name
+        raise SegmentError(f"entropy-patches needs the byte model {model!r}: {e}") from None
+    try:
+        entropy = np.asarray(next_byte_entropy(lm, text), dtype=np.float64)
+    except ValueError as e:  # e.g. a byte tokenizer that turned "</s>" into one special token
+        raise SegmentError(f"entropy-patches: {model} cannot score this text: {e}") from None
+    entropy.flags.writeable = False  # shared by every caller of the cache
+    return entropy
+
+
 def default_entropy_fn(model: str = DEFAULT_ENTROPY_MODEL) -> EntropyFn:
     """Next-byte entropy (bits per byte) from a registered byte model (or HAT)."""
-
-    def fn(text: str) -> np.ndarray:
-        try:
-            from models.registry import load_model
-            from models.scoring import next_byte_entropy
-        except ImportError as e:
-            raise SegmentError(f"entropy-patches needs models.scoring.next_byte_entropy: {e}") from None
-        try:
-            lm = load_model(model)
-        except (OSError, ValueError) as e:  # missing checkpoint, unknown name
-            raise SegmentError(f"entropy-patches needs the byte model {model!r}: {e}") from None
-        try:
-            return np.asarray(next_byte_entropy(lm, text), dtype=np.float64)
-        except ValueError as e:  # e.g. a byte tokenizer that turned "</s>" into one special token
-            raise SegmentError(f"entropy-patches: {model} cannot score this text: {e}") from None
-
-    return fn
+    return lambda text: _cached_entropy(model, text)
 
 
 def _hat_model_max_word_bytes(name: str) -> int | None:
