@@ -410,7 +410,7 @@ def _acc(x: float | None) -> str:
 
 
 def update_readme(readme: Path, table: str, report: Path) -> bool:
-    """Replace the text between the README markers with the headline table; False if no markers."""
+    """Replace the text between the README markers with `table` (the headline); False if no markers."""
     content = readme.read_text(encoding="utf-8")
     pattern = re.compile(re.escape(README_START) + r".*?" + re.escape(README_END), re.DOTALL)
     if not pattern.search(content):
@@ -477,7 +477,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     log(f"wrote {out}")
     if args.readme:
         readme = Path(args.readme)
-        if update_readme(readme, headline_table(data, names, rate), out):
+        headline = headline_table(data, names, rate) + "\n\n" + "\n".join(verdicts(data, names))
+        if update_readme(readme, headline, out):
             log(f"updated the Robustness table in {readme}")
         else:
             log(f"{readme} has no {README_START} ... {README_END} markers: not updated")

@@ -541,7 +541,7 @@ KINDS: dict[str, Kind] = {
         Kind("strip-accents", "look-alikes", "accents removed (café -> cafe)"),
         Kind("add-accents", "look-alikes", "an accent added to a letter (cafe -> cafè)"),
         Kind("leetspeak", "look-alikes", "letters replaced by digits (leet -> 1337)"),
-        Kind("ocr", "look-alikes", "a character replaced by an OCR confusion (o -> 0, m -> rn style)"),
+        Kind("ocr", "look-alikes", "a character replaced by one OCR engines confuse it with (o -> 0, l -> 1, S -> 8)"),
         Kind("mix", "mix", "per word, one perturbation drawn from all of the above"),
     ]
 }

@@ -44,7 +44,8 @@ SWEEP_MAX_RATE = 0.3
 HEAT_WIDTH = 96  # columns per heat-strip line
 HEAT_MAX_BITS = 16.0  # colour scale of the heat strips: 0 .. 16 bits per character (capped)
 HEAT_LEVELS = 10
-MODEL_COLORS = ["#e8590c", "#1c7ed6", "#2f9e44", "#ae3ec9", "#f08c00", "#0c8599", "#c2255c"]
+FAMILY_COLORS = {"hat": "#e8590c", "bpe": "#1c7ed6", "byte": "#2f9e44"}  # as in the report's plots
+MODEL_COLORS = ["#ae3ec9", "#f08c00", "#0c8599", "#c2255c", "#5c940d", "#862e9c"]
 _WS = {" ": "·", "\n": "↵", "\t": "→", "\r": "␍", "\u00a0": "⍽"}
 
 # Scoped to each HTML component by gradio (css_template).
@@ -225,8 +226,8 @@ def score_frame(result: core.RobustnessResult) -> pd.DataFrame:
             {
                 "model": m.name,
                 "family": m.family,
-                "bits/byte clean": round(m.bpb_clean, 4),
-                "bits/byte perturbed": round(m.bpb_perturbed, 4),
+                "bits/byte clean": f"{m.bpb_clean:.4f}",
+                "bits/byte perturbed": f"{m.bpb_perturbed:.4f}",
                 "relative rise": _pct(m.rise),
                 "units clean": m.units_clean,
                 "units perturbed": m.units_perturbed,
@@ -256,11 +257,29 @@ def next_word_frame(result: core.RobustnessResult) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _model_colors(names: Sequence[str]) -> dict[str, str]:
+    """The first model of each family gets the family's colour, the others the next spare colour."""
+    out: dict[str, str] = {}
+    spare = iter(MODEL_COLORS * (len(names) // len(MODEL_COLORS) + 1))
+    used: set[str] = set()
+    for name in names:
+        try:
+            color = FAMILY_COLORS.get(get_spec(name).family)
+        except ValueError:
+            color = None
+        if color is None or color in used:
+            color = next(spare)
+        used.add(color)
+        out[name] = color
+    return out
+
+
 def sweep_figure(result: core.SweepResult | None, names: Sequence[str] = ()) -> go.Figure:
     """Relative rise in bits per byte against the rate, a line per model."""
     fig = go.Figure()
     if result is not None:
-        for i, name in enumerate(result.models):
+        colors = _model_colors(result.models)
+        for name in result.models:
             pts = result.series(name)
             fig.add_trace(
                 go.Scatter(
@@ -268,7 +287,7 @@ def sweep_figure(result: core.SweepResult | None, names: Sequence[str] = ()) -> 
                     y=[p.rise * 100 if math.isfinite(p.rise) else None for p in pts],
                     mode="lines+markers",
                     name=name,
-                    line={"color": MODEL_COLORS[i % len(MODEL_COLORS)], "width": 2.5},
+                    line={"color": colors[name], "width": 2.5},
                     customdata=[[p.bpb_clean, p.bpb_perturbed, p.touched_share * 100] for p in pts],
                     hovertemplate=(
                         "%{fullData.name}<br>rate %{x:.0f}% (touched %{customdata[2]:.1f}%)<br>"

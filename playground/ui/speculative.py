@@ -79,8 +79,10 @@ def tree_figure(record: dict[str, Any] | None) -> go.Figure:
         edge_x += [px, xs[i + 1], None]
         edge_y += [py, ys[i + 1], None]
     # the bonus token hangs below the last accepted node (or the root)
+    # (to the right of that node's rejected children, so it never hides one)
     last = record["accepted_nodes"][-1] + 1 if record["accepted_nodes"] else 0
-    bonus_xy = (xs[last], ys[last] - 1)
+    siblings = [xs[i + 1] for i, p in enumerate(tree.parents) if p + 1 == last]
+    bonus_xy = (max(siblings) + 1 if siblings else xs[last], ys[last] - 1)
     edge_x += [xs[last], bonus_xy[0], None]
     edge_y += [ys[last], bonus_xy[1], None]
     fig.add_trace(
@@ -144,7 +146,7 @@ def tree_figure(record: dict[str, Any] | None) -> go.Figure:
     fig.update_layout(
         title=f"Step {record['step']}: {len(t['tokens'])} draft tokens, {len(record['accepted_nodes'])} accepted",
         height=max(360, 90 * (depth + 2)),
-        xaxis={"visible": False},
+        xaxis={"visible": False, "range": [min(xs) - 2, max(xs + [bonus_xy[0]]) + 2]},
         yaxis={"visible": False, "range": [-depth - 0.8, 0.8]},
         legend={"orientation": "h", "y": -0.05},
         margin={"l": 10, "r": 10, "t": 50, "b": 10},
