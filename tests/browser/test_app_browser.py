@@ -17,8 +17,10 @@ README_SCREENSHOT = Path(__file__).resolve().parents[2] / "assets" / "screenshot
 
 
 def test_app_serves_every_tab(page: Any, app_models: list[str], screenshot_dir: Path) -> None:
-    assert page.title() == app.TITLE
     page.get_by_role("heading", name="HAT Playground").wait_for()
+    # Gradio sets the document title from script after the first render: wait for it.
+    page.wait_for_function("document.title.length > 0", timeout=60_000)
+    assert page.title() == app.TITLE
     tabs = page.get_by_role("tab")
     labels = [tabs.nth(i).inner_text().strip() for i in range(tabs.count())]
     assert labels == [label for label, _ in app.TABS]
