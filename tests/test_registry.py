@@ -283,11 +283,11 @@ def test_pretrained_cache_is_built_atomically(
     """Two registries (as two processes would) build the same GGUF cache at once: one wins, no debris."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    def fake_load_gguf(self: Registry, name: str, scratch: Path) -> tuple[object, object]:
+    def slow_tiny_model_as_gguf(self: Registry, name: str, scratch: Path) -> tuple[object, object]:
         time.sleep(0.3)  # both builders are inside the critical section together
         return AutoModelForCausalLM.from_pretrained(tiny_bpe_dir), AutoTokenizer.from_pretrained(tiny_bpe_dir)
 
-    monkeypatch.setattr(Registry, "_load_gguf", fake_load_gguf)
+    monkeypatch.setattr(Registry, "_load_gguf", slow_tiny_model_as_gguf)
     monkeypatch.setattr(Registry, "_cache_key", lambda self, name: f"{name}-test")
     cache = tmp_path / "cache"
     registries = [Registry(device="cpu", cache_dir=cache) for _ in range(2)]
