@@ -8,32 +8,12 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tiny_hat import randomize, tiny_hat
 
-from models.hat import EOW, HATConfig, HATForCausalLM
+from models.hat import EOW, HATForCausalLM
 from models.scoring import score_with, split_blocks
 
 TEXT = "The qiuck brown fox jumps over the lazy dog.\nÜber 😀👍🏽 漢字かな, x**2 == 4!"
-
-
-def tiny_hat(seed: int = 0, **overrides) -> HATForCausalLM:
-    torch.manual_seed(seed)
-    sizes = {
-        "max_word_bytes": 8,
-        "encoder_hidden_size": 32, "encoder_layers": 1, "encoder_heads": 2, "encoder_intermediate_size": 64,
-        "backbone_hidden_size": 48, "backbone_layers": 2, "backbone_heads": 2, "backbone_intermediate_size": 96,
-        "decoder_hidden_size": 32, "decoder_layers": 1, "decoder_heads": 2, "decoder_intermediate_size": 64,
-    }
-    sizes.update(overrides)
-    return HATForCausalLM(HATConfig(**sizes)).eval()
-
-
-def randomize(model: HATForCausalLM, std: float = 0.5) -> HATForCausalLM:
-    """Weights far from the near-uniform init, so that tests see sharp, position-dependent outputs."""
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() > 1:
-                p.normal_(0, std)
-    return model
 
 
 SPLITTER_MODEL = tiny_hat()

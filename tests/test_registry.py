@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from tiny_hat import tiny_hat
 
 from models import registry as reg
 from models.device import DeviceError
@@ -310,22 +311,7 @@ def test_pretrained_cache_is_built_atomically(
 
 def test_hat_checkpoint_loads_through_the_registry(registry: Registry) -> None:
     hat = pytest.importorskip("models.hat")
-    config = hat.HATConfig(
-        max_word_bytes=8,
-        encoder_hidden_size=32,
-        encoder_layers=1,
-        encoder_heads=2,
-        encoder_intermediate_size=64,
-        backbone_hidden_size=48,
-        backbone_layers=1,
-        backbone_heads=2,
-        backbone_intermediate_size=96,
-        decoder_hidden_size=32,
-        decoder_layers=1,
-        decoder_heads=2,
-        decoder_intermediate_size=64,
-    )
-    hat.HATForCausalLM(config).save_pretrained(registry.trained_dir / "hat-tiny")
+    tiny_hat(backbone_layers=1).save_pretrained(registry.trained_dir / "hat-tiny")
     spec = registry.get_spec("hat-tiny")
     assert spec.available and spec.family == "hat" and spec.params
     lm = registry.load_model("hat-tiny")
