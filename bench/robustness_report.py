@@ -213,7 +213,9 @@ def make_plots(data: dict[str, Any], names: Sequence[str], rate: float, out_dir:
             path = out_dir / filename
             t0 = time.perf_counter()
             fig.write_image(str(path), width=1000, height=520, scale=1)
-            log(f"wrote {path.relative_to(REPO) if path.is_relative_to(REPO) else path} ({time.perf_counter() - t0:.1f} s)")
+            log(
+                f"wrote {path.relative_to(REPO) if path.is_relative_to(REPO) else path} ({time.perf_counter() - t0:.1f} s)"
+            )
             paths.append(path)
     finally:
         kaleido.stop_sync_server(silence_warnings=True)
@@ -265,17 +267,25 @@ def verdicts(data: dict[str, Any], names: Sequence[str]) -> list[str]:
                 ok = rh < rb
                 out.append(
                     f"- **{kind}**: `{h}` rises {_pct(rh)}, `{b}` {_pct(rb)} — "
-                    + ("as expected, HAT's rise is smaller." if ok else "**not** as expected: HAT's rise is not smaller.")
+                    + (
+                        "as expected, HAT's rise is smaller."
+                        if ok
+                        else "**not** as expected: HAT's rise is not smaller."
+                    )
                 )
             worse = [
-                k for k, v in data["kinds"].items()
+                k
+                for k, v in data["kinds"].items()
                 if math.isfinite(v["models"][h]["rise"]) and v["models"][h]["rise"] > v["models"][b]["rise"]
             ]
             if worse:
                 out.append(
                     f"- Perturbations that hurt `{h}` more than `{b}` (larger relative rise): "
-                    + ", ".join(f"{k} ({_pct(data['kinds'][k]['models'][h]['rise'])} vs "
-                                f"{_pct(data['kinds'][k]['models'][b]['rise'])})" for k in worse)
+                    + ", ".join(
+                        f"{k} ({_pct(data['kinds'][k]['models'][h]['rise'])} vs "
+                        f"{_pct(data['kinds'][k]['models'][b]['rise'])})"
+                        for k in worse
+                    )
                     + "."
                 )
             else:
@@ -318,9 +328,12 @@ def write_markdown(
             "divided by its own UTF-8 bytes."
         ),
         (
-            "- Models: " + "; ".join(
-                f"`{n}` ({s.family}, {s.params:,} parameters)" if s.params else f"`{n}` ({s.family})" for n, s in specs.items()
-            ) + "."
+            "- Models: "
+            + "; ".join(
+                f"`{n}` ({s.family}, {s.params:,} parameters)" if s.params else f"`{n}` ({s.family})"
+                for n, s in specs.items()
+            )
+            + "."
         ),
         "",
         "## Headline",
@@ -336,15 +349,22 @@ def write_markdown(
     lines += [
         f"## Every perturbation at {args.rate:.0%}",
         "",
-        "| kind | words touched | " + " | ".join(f"`{n}` bits/byte (clean → perturbed)" for n in names) + " | "
-        + " | ".join(f"`{n}` rise" for n in names) + " |",
+        "| kind | words touched | "
+        + " | ".join(f"`{n}` bits/byte (clean → perturbed)" for n in names)
+        + " | "
+        + " | ".join(f"`{n}` rise" for n in names)
+        + " |",
         "| --- | ---: | " + " | ".join("---:" for _ in names) + " | " + " | ".join("---:" for _ in names) + " |",
     ]
     for kind, v in data["kinds"].items():
         bpb = [f"{v['models'][n]['bpb_clean']:.3f} → {v['models'][n]['bpb_perturbed']:.3f}" for n in names]
         rise = [_pct(v["models"][n]["rise"]) for n in names]
         lines.append(f"| {kind} | {v['touched_share']:.1%} | " + " | ".join(bpb) + " | " + " | ".join(rise) + " |")
-    lines += ["", "What each kind does: " + "; ".join(f"**{k.name}**: {k.description}" for k in P.KINDS.values()) + ".", ""]
+    lines += [
+        "",
+        "What each kind does: " + "; ".join(f"**{k.name}**: {k.description}" for k in P.KINDS.values()) + ".",
+        "",
+    ]
     if data["sweeps"]:
         lines += ["## Sweeps", ""]
         for kind, series in data["sweeps"].items():
@@ -429,7 +449,9 @@ def update_readme(readme: Path, table: str, report: Path) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", default=DEFAULT_MODELS, help=f"comma-separated registry names (default {DEFAULT_MODELS})")
+    ap.add_argument(
+        "--models", default=DEFAULT_MODELS, help=f"comma-separated registry names (default {DEFAULT_MODELS})"
+    )
     ap.add_argument("--text", default=str(DEFAULT_TEXT), help="UTF-8 text (default data/corpus/en/val.txt)")
     ap.add_argument("--max-bytes", type=int, default=32768, help="use the head of the text up to this size (0 = all)")
     ap.add_argument("--kinds", default=",".join(P.KINDS), help="perturbation kinds (default: all)")
@@ -441,7 +463,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", default=str(DEFAULT_OUT), help="Markdown report (JSON and PNGs go next to it)")
     ap.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     ap.add_argument(
-        "--readme", nargs="?", const=str(README), default=None, metavar="PATH",
+        "--readme",
+        nargs="?",
+        const=str(README),
+        default=None,
+        metavar="PATH",
         help="also update the headline table in README.md (or PATH)",
     )
     args = ap.parse_args(argv)
@@ -473,7 +499,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     plots = [] if args.no_plots else make_plots(data, names, rate, out.parent / stem, stem)
     write_markdown(out, data, names, args, text, plots, command)
     payload = {"models": names, "rate": rate, "seed": args.seed, "bytes": len(text.encode()), **data}
-    out.with_suffix(".json").write_text(json.dumps(_finite(payload), indent=1, allow_nan=False) + "\n", encoding="utf-8")
+    out.with_suffix(".json").write_text(
+        json.dumps(_finite(payload), indent=1, allow_nan=False) + "\n", encoding="utf-8"
+    )
     log(f"wrote {out}")
     if args.readme:
         readme = Path(args.readme)

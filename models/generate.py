@@ -57,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     try:
-        print(generate(args.model, args.prompt, args.max_new_bytes, args.temperature, args.top_p, args.top_k, args.seed))
+        print(
+            generate(args.model, args.prompt, args.max_new_bytes, args.temperature, args.top_p, args.top_k, args.seed)
+        )
     except (RegistryError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

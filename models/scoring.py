@@ -124,7 +124,9 @@ def _score_token_blocks(model, tokenizer, blocks: list[str]) -> list[TextScore]:
                 byte_bits[min(max(b0 - 1, 0), n_bytes - 1)] += token_bits[t]
         decoded = tokenizer.decode(enc["input_ids"], skip_special_tokens=False)
         scores.append(
-            TextScore(n_bytes, float(token_bits.sum()), byte_bits, enc["byte_spans"], token_bits, lossless=decoded == block)
+            TextScore(
+                n_bytes, float(token_bits.sum()), byte_bits, enc["byte_spans"], token_bits, lossless=decoded == block
+            )
         )
     return scores
 

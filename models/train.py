@@ -1,4 +1,4 @@
-"""Train hat-tiny, bpe-tiny or byte-tiny on the assembled corpus, under a wall-clock budget.
+"""Train hat-tiny, bpe-tiny or byte-tiny on the assembled corpus, under a time budget.
 
     python -m models.train --model hat-tiny --minutes 100          # one process, CPU or one GPU
     accelerate launch -m models.train --model hat-tiny --minutes 100   # several GPUs
@@ -6,7 +6,8 @@
 All three models read the same 1,024-byte windows of `data/corpus/en/train.txt` in the same order
 (seeded), and all report the same loss: summed negative log-likelihood over the window's bytes
 divided by its byte count. The learning rate follows warm-up then cosine decay over the *time*
-budget, so "the same budget" means the same wall-clock. Every `--save-every` seconds a checkpoint
+budget, so "the same budget" means the same time: on CPU the process's own CPU seconds per thread
+(what the run would take alone, even when it shares the cores with other jobs), on GPUs wall-clock. Every `--save-every` seconds a checkpoint
 (model, optimizer, RNG, elapsed time) lands in `--workdir`; rerunning the command resumes from it.
 At the end the model, its tokenizer and the CSV log are exported to `assets/models/<name>/`.
 """
@@ -72,7 +73,10 @@ def loss_on(model, tokenizer, texts: list[str], name: str, device) -> torch.Tens
     ids, n_bytes = flat_ids(tokenizer, texts, byte_level=name == "byte-tiny")
     ids = ids.to(device)
     logits = model(input_ids=ids.clamp(min=0)).logits
-    return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), ids[:, 1:].flatten(), ignore_index=-100, reduction="sum") / n_bytes
+    return (
+        F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), ids[:, 1:].flatten(), ignore_index=-100, reduction="sum")
+        / n_bytes
+    )
 
 
 def lr_at(progress: float, peak: float, warmup: float = 0.03, floor: float = 0.1) -> float:
@@ -92,20 +96,68 @@ def validate(model, tokenizer, val_blocks: list[str]) -> float:
     return total_bits / total_bytes
 
 
-def export(model, tokenizer, name: str, out_dir: Path, log_path: Path, meta: dict) -> None:
+def export(model, tokenizer, out_dir: Path, log_path: Path, meta: dict, earlier: list[tuple[dict, str]]) -> None:
+    """Model, tokenizer, this run's CSV log and `training.json`; logs of earlier phases (runs this
+    one continued via --init-from) are kept beside it as `train_log_phase<k>.csv`."""
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
     if tokenizer is not None:
         tokenizer.save_pretrained(out_dir)
+    for k, (_, log) in enumerate(earlier, start=1):
+        (out_dir / f"train_log_phase{k}.csv").write_text(log)
     (out_dir / "train_log.csv").write_text(log_path.read_text())
     (out_dir / "training.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def earlier_phases(init_from: Path | None) -> list[tuple[dict, str]]:
+    """(training.json, CSV log) of each phase behind an exported model, oldest first."""
+    if init_from is None or not (init_from / "training.json").exists():
+        return []
+    meta = json.loads((init_from / "training.json").read_text())
+    logs = sorted(init_from.glob("train_log_phase*.csv"), key=lambda p: int(p.stem.removeprefix("train_log_phase")))
+    older = meta.pop("earlier_phases", [])
+    phases = [(m, log.read_text()) for m, log in zip(older, logs, strict=False)]
+    return phases + [(meta, (init_from / "train_log.csv").read_text())]
+
+
+def _corpus_files(corpus: Path) -> dict:
+    """Sizes and hashes of the training text, from the corpus manifest (when there is one)."""
+    manifest = corpus.parent / "manifest.json"
+    if not manifest.exists():
+        return {}
+    return json.loads(manifest.read_text()).get("languages", {}).get(corpus.name, {}).get("files", {})
+
+
+def _limit_heap_fragmentation() -> None:
+    """Serve large allocations from mmap (returned to the OS on free) instead of the heap.
+
+    Variable-shape batches (token counts differ per window) fragment glibc's heap: a bpe-tiny run
+    grew to ~9 GB resident without this. Same as setting MALLOC_MMAP_THRESHOLD_=131072.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if name and "libc" in name:
+        try:
+            ctypes.CDLL(name).mallopt(-3, 128 * 1024)  # -3 = M_MMAP_THRESHOLD
+        except (OSError, AttributeError):  # not glibc: nothing to tune
+            pass
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True, choices=TRAINED)
     ap.add_argument("--corpus", type=Path, default=ROOT / "data/corpus/en")
-    ap.add_argument("--minutes", type=float, default=100.0, help="wall-clock training budget")
+    ap.add_argument("--minutes", type=float, default=100.0, help="training budget (see --clock)")
+    ap.add_argument(
+        "--clock",
+        choices=["cpu", "wall"],
+        default=None,
+        help="what the budget counts: 'cpu' = this process's CPU seconds divided by --threads (the wall-clock "
+        "the run takes alone on the machine, unaffected by other jobs sharing the cores; the default on CPU), "
+        "or plain 'wall' (the default on GPUs, whose work a CPU clock does not see)",
+    )
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--window", type=int, default=1024, help="bytes per training window")
     ap.add_argument("--lr", type=float, default=2e-3)
@@ -126,8 +178,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = ap.parse_args(argv)
 
+    _limit_heap_fragmentation()
     torch.set_num_threads(args.threads)
     accelerator = Accelerator(mixed_precision=args.mixed_precision)
+    if args.clock is None:
+        args.clock = "cpu" if accelerator.device.type == "cpu" else "wall"
     run_dir = args.workdir / args.model
     run_dir.mkdir(parents=True, exist_ok=True)
     train_file = args.corpus / "train.txt"
@@ -150,6 +205,7 @@ def main(argv: list[str] | None = None) -> None:
         elif not (tok_dir / "tokenizer.json").exists():
             train_bpe_tokenizer(train_file).save_pretrained(tok_dir)
         bpe_tok = PreTrainedTokenizerFast.from_pretrained(tok_dir)
+    earlier = earlier_phases(args.init_from)  # read now: exporting may overwrite init_from
     torch.manual_seed(args.seed)
     model, tokenizer = build(args.model, bpe_tok)
     if args.init_from is not None and not (run_dir / "checkpoint.pt").exists():
@@ -184,23 +240,31 @@ def main(argv: list[str] | None = None) -> None:
         next(batches)
     budget = args.minutes * 60
     last_eval = last_save = elapsed
-    bar = tqdm(total=int(budget), initial=int(elapsed), unit="s", desc=args.model, disable=not accelerator.is_main_process)
+    bar = tqdm(
+        total=int(budget), initial=int(elapsed), unit="s", desc=args.model, disable=not accelerator.is_main_process
+    )
     model.train()
+
+    def clock() -> float:
+        return time.process_time() / args.threads if args.clock == "cpu" else time.perf_counter()
+
     while elapsed < budget:
-        t0 = time.perf_counter()
+        t0 = clock()
         texts = next(batches)
         lr = lr_at(elapsed / budget, args.lr)
         for group in optimizer.param_groups:
             group["lr"] = lr
         with accelerator.autocast():
-            loss = loss_on(raw if isinstance(raw, HATForCausalLM) else model, tokenizer, texts, args.model, accelerator.device)
+            loss = loss_on(
+                raw if isinstance(raw, HATForCausalLM) else model, tokenizer, texts, args.model, accelerator.device
+            )
         accelerator.backward(loss)
         accelerator.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         step += 1
         bytes_seen += sum(len(t.encode()) for t in texts) * accelerator.num_processes
-        dt = time.perf_counter() - t0
+        dt = clock() - t0
         elapsed += dt
         bar.update(int(elapsed) - bar.n)
         val = ""
@@ -210,11 +274,19 @@ def main(argv: list[str] | None = None) -> None:
             bar.set_postfix(loss=f"{loss.item() / math.log(2):.3f}", val=val)
         if accelerator.is_main_process:
             with log_path.open("a", newline="") as f:
-                csv.writer(f).writerow([step, f"{elapsed:.1f}", bytes_seen, f"{loss.item() / math.log(2):.4f}", val, f"{lr:.6f}"])
+                csv.writer(f).writerow(
+                    [step, f"{elapsed:.1f}", bytes_seen, f"{loss.item() / math.log(2):.4f}", val, f"{lr:.6f}"]
+                )
         if accelerator.is_main_process and (elapsed - last_save >= args.save_every or elapsed >= budget):
             tmp = state_path.with_suffix(".tmp")
             torch.save(
-                {"model": raw.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "elapsed": elapsed, "bytes_seen": bytes_seen},
+                {
+                    "model": raw.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "step": step,
+                    "elapsed": elapsed,
+                    "bytes_seen": bytes_seen,
+                },
                 tmp,
             )
             tmp.replace(state_path)
@@ -232,13 +304,16 @@ def main(argv: list[str] | None = None) -> None:
             "window_bytes": args.window,
             "peak_lr": args.lr,
             "threads": args.threads,
+            "clock": args.clock,
             "mixed_precision": args.mixed_precision,
             "seed": args.seed,
-            "corpus_sha256": json.loads((args.corpus.parent / "manifest.json").read_text()).get("files", {})
-            if (args.corpus.parent / "manifest.json").exists()
-            else {},
+            "corpus_files": _corpus_files(args.corpus),
         }
-        export(raw, tokenizer, args.model, args.out / args.model, log_path, meta)
+        if earlier:
+            meta["earlier_phases"] = [m for m, _ in earlier]
+            meta["total_train_seconds"] = round(elapsed + sum(m.get("train_seconds", 0) for m, _ in earlier), 1)
+            meta["total_bytes_seen"] = bytes_seen + sum(m.get("bytes_seen", 0) for m, _ in earlier)
+        export(raw, tokenizer, args.out / args.model, log_path, meta, earlier)
         accelerator.print(json.dumps(meta))
 
 

@@ -469,14 +469,22 @@ def _hat_attention(name: str, model: Any, text: str) -> tuple[dict[str, Attentio
     bb_units += [Unit(u.label, f"word {w} · {u.detail}", *_spans(u), False, w) for w, u in enumerate(word_units)]
     levels = {
         "encoder": AttentionLevel(
-            "encoder", enc_units, _block_diagonal(maps.encoder, config.encoder_layers), True, enc_blocks,
+            "encoder",
+            enc_units,
+            _block_diagonal(maps.encoder, config.encoder_layers),
+            True,
+            enc_blocks,
             LEVEL_NOTES["encoder"],
         ),
         "backbone": AttentionLevel(
             "backbone", bb_units, [a.float().cpu().numpy() for a in backbone], True, [0], LEVEL_NOTES["backbone"]
         ),
         "decoder": AttentionLevel(
-            "decoder", dec_units, _block_diagonal(maps.decoder, config.decoder_layers), True, dec_blocks,
+            "decoder",
+            dec_units,
+            _block_diagonal(maps.decoder, config.decoder_layers),
+            True,
+            dec_blocks,
             LEVEL_NOTES["decoder"],
         ),
     }
@@ -683,7 +691,14 @@ def char_units(text: str) -> list[Unit]:
     """One unit per character (the axes of projected maps)."""
     index = TextIndex(text)
     return [
-        Unit(visible(c), f"char {i} “{visible(c)}” U+{ord(c):04X}", int(index.char_byte[i]), int(index.char_byte[i + 1]), i, i + 1)
+        Unit(
+            visible(c),
+            f"char {i} “{visible(c)}” U+{ord(c):04X}",
+            int(index.char_byte[i]),
+            int(index.char_byte[i + 1]),
+            i,
+            i + 1,
+        )
         for i, c in enumerate(text)
     ]
 
@@ -995,7 +1010,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         print(json.dumps(info, indent=2))
     else:
-        levels = ", ".join(f"{k} {v['units']} units × {v['layers']} layers × {v['heads']} heads" for k, v in info["levels"].items())
+        levels = ", ".join(
+            f"{k} {v['units']} units × {v['layers']} layers × {v['heads']} heads" for k, v in info["levels"].items()
+        )
         print(f"{args.out}: {result.model} ({result.family}) — {levels}")
     return 0
 

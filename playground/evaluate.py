@@ -119,7 +119,9 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(out, indent=2))
     else:
         for name, r in results.items():
-            line = f"{name:>24}  {r['bpb']:.4f} bits/byte  {r['units']} units  {r['bytes']} bytes  {r['seconds']:.1f} s"
+            line = (
+                f"{name:>24}  {r['bpb']:.4f} bits/byte  {r['units']} units  {r['bytes']} bytes  {r['seconds']:.1f} s"
+            )
             if "rise" in r:
                 line += f"  perturbed {r['bpb_perturbed']:.4f} ({r['rise']:+.1%})"
             print(line)

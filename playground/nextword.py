@@ -208,7 +208,9 @@ def _token_block(model: Any, tokenizer: Any, base: str, probes: list[Probe], end
         if k0 is not None:  # the context ends on a token boundary: reuse the cache
             first = argmax[k0]
             step = model(
-                input_ids=torch.tensor([cont], device=device), past_key_values=_cache_prefix(cache, k0 + 1), use_cache=True
+                input_ids=torch.tensor([cont], device=device),
+                past_key_values=_cache_prefix(cache, k0 + 1),
+                use_cache=True,
             )
             rest = step.logits[0].argmax(-1).tolist()
         else:  # it ends inside a token of the full text: run context + target afresh
@@ -242,9 +244,9 @@ def _hat_decoder_argmax(model: Any, contexts: torch.Tensor, words: Sequence[byte
     result: list[list[int]] = [[] for _ in words]
     for width, idx in _buckets(lengths + 1):
         rows = model._word_matrix(batch.byte_ids, starts[idx], lengths[idx], width)
-        embeds = model.decoder.embed_tokens(rows[:, : width - 1].clamp(max=EOW))
-        prefix = model.backbone_to_decoder(contexts[idx]).unsqueeze(1).to(embeds.dtype)
-        out = model.decoder(inputs_embeds=torch.cat([prefix, embeds], 1))
+        out = model.decoder(
+            inputs_embeds=model.decoder_inputs(model.backbone_to_decoder(contexts[idx]), rows[:, : width - 1])
+        )
         positions = torch.arange(width, device=rows.device).expand(len(idx), -1)
         am = model._legal_logits(model.lm_head(out.last_hidden_state).float(), positions).argmax(-1).tolist()
         for j, w in enumerate(idx.tolist()):
@@ -266,9 +268,7 @@ def _hat_encode(model: Any, words: Sequence[bytes]) -> torch.Tensor:
     return vectors
 
 
-def _hat_checks(
-    words: Sequence[bytes], argmax_of: Callable[[int], list[int]], cb: int, end: int
-) -> bool:
+def _hat_checks(words: Sequence[bytes], argmax_of: Callable[[int], list[int]], cb: int, end: int) -> bool:
     """Greedy reproduces bytes [cb, end) of the word sequence and then ends the word."""
     offs = _offsets(words)
     for i, w in enumerate(words):

@@ -109,7 +109,9 @@ class ScoreCache:
 CACHE = ScoreCache()
 
 
-def cached_score(name: str, text: str, loader: Loader = load_model, block_bytes: int = DEFAULT_BLOCK_BYTES) -> TextScore:
+def cached_score(
+    name: str, text: str, loader: Loader = load_model, block_bytes: int = DEFAULT_BLOCK_BYTES
+) -> TextScore:
     """`score_text` of model `name` on `text`, from the cache when it was scored before."""
     key = CACHE.key(name, text, block_bytes)
     score = CACHE.get(key)
@@ -278,7 +280,13 @@ class RobustnessResult:
             },
             "perturbed_text": p.text,
             "changes": [
-                {"clean": [c.start, c.end], "perturbed": [c.new_start, c.new_end], "before": c.before, "after": c.after, "op": c.op}
+                {
+                    "clean": [c.start, c.end],
+                    "perturbed": [c.new_start, c.new_end],
+                    "before": c.before,
+                    "after": c.after,
+                    "op": c.op,
+                }
                 for c in p.changes
             ],
             "models": {m.name: m.summary() for m in self.models},
@@ -414,7 +422,9 @@ def parse_rates(value: str | Sequence[float]) -> list[float]:
         try:
             rates.append(check_rate(float(item)))
         except (TypeError, ValueError) as err:
-            raise RobustnessError(f"Bad rate {item!r}: rates are shares of words between 0 and 1, e.g. 0,0.05,0.1.") from err
+            raise RobustnessError(
+                f"Bad rate {item!r}: rates are shares of words between 0 and 1, e.g. 0,0.05,0.1."
+            ) from err
     if not rates:
         raise RobustnessError("Please give at least one rate, e.g. 0,0.05,0.1,0.2.")
     return sorted(set(rates))
@@ -486,10 +496,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m playground.robustness",
         description="Sweep a perturbation's rate and print each model's bits per byte and its relative rise.",
     )
-    parser.add_argument("--models", required=True, help="comma-separated registry names (hat-tiny,bpe-tiny,hf:DIR,...)")
+    parser.add_argument(
+        "--models", required=True, help="comma-separated registry names (hat-tiny,bpe-tiny,hf:DIR,...)"
+    )
     parser.add_argument("--text", required=True, metavar="FILE", help="UTF-8 text file, or - for stdin")
     parser.add_argument("--perturb", default="typo", metavar="KIND", help=f"one of: {', '.join(KINDS)} (default typo)")
-    parser.add_argument("--rates", default="0,0.05,0.1,0.2", help="comma-separated shares of words (default 0,0.05,0.1,0.2)")
+    parser.add_argument(
+        "--rates", default="0,0.05,0.1,0.2", help="comma-separated shares of words (default 0,0.05,0.1,0.2)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--next-word", action="store_true", help="also measure next-word accuracy (slower)")
     parser.add_argument("--max-chars", type=int, default=DEFAULT_MAX_CHARS, help="longest text accepted")
@@ -509,8 +523,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"[{done}/{total}] {message}", file=sys.stderr)
 
         result = sweep(
-            names, text, args.perturb, args.rates, args.seed,
-            next_words=args.next_word, max_chars=args.max_chars, progress=report,
+            names,
+            text,
+            args.perturb,
+            args.rates,
+            args.seed,
+            next_words=args.next_word,
+            max_chars=args.max_chars,
+            progress=report,
         )
     except (ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)

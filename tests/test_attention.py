@@ -271,7 +271,18 @@ def test_size_limits(cpu_registry: reg.Registry, tiny_bpe_dir: Path, monkeypatch
 def test_cli_writes_npz(tmp_path: Path, tiny_hat_dir: Path) -> None:
     out = tmp_path / "att.npz"
     proc = subprocess.run(
-        [sys.executable, "-m", "playground.attention", "--model", f"hf:{tiny_hat_dir}", "--text", TEXT, "--out", str(out), "--json"],
+        [
+            sys.executable,
+            "-m",
+            "playground.attention",
+            "--model",
+            f"hf:{tiny_hat_dir}",
+            "--text",
+            TEXT,
+            "--out",
+            str(out),
+            "--json",
+        ],
         cwd=REPO,
         check=False,
         capture_output=True,

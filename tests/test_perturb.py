@@ -15,9 +15,36 @@ from playground import perturb as P
 KINDS = list(P.KINDS)
 
 WORDS = [
-    "The", "quick", "brown", "fox", "jumps", "over", "the", "lazy", "dog", "because", "receive",
-    "Café", "naïve", "Straße", "ÜBER", "HAT", "tokenizers", "2025", "x", "a", "I", "über",
-    "e\u0301te\u0301", "日本語", "Ελληνικά", "русский", "ﬁne", "ǅemal", "don't", "3.14",
+    "The",
+    "quick",
+    "brown",
+    "fox",
+    "jumps",
+    "over",
+    "the",
+    "lazy",
+    "dog",
+    "because",
+    "receive",
+    "Café",
+    "naïve",
+    "Straße",
+    "ÜBER",
+    "HAT",
+    "tokenizers",
+    "2025",
+    "x",
+    "a",
+    "I",
+    "über",
+    "e\u0301te\u0301",
+    "日本語",
+    "Ελληνικά",
+    "русский",
+    "ﬁne",
+    "ǅemal",
+    "don't",
+    "3.14",
 ]
 SEPARATORS = [" ", " ", " ", "  ", ", ", ". ", "\n", "\t", "-", "", " (", ") ", "\u00a0", "🙂 ", "\r\n"]
 
@@ -119,6 +146,7 @@ def test_valid_utf8_and_nothing_lost_outside_touched_words(text: str, kind: str,
 def test_rates_are_nested(text: str, kind: str, seed: int, r1: float, r2: float) -> None:
     lo, hi = sorted((r1, r2))
     a, b = P.perturb(text, kind, lo, seed), P.perturb(text, kind, hi, seed)
+
     def key(c: P.Change) -> tuple:
         return c.start, c.end, c.before, c.after, c.op, c.word
 

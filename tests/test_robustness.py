@@ -199,7 +199,11 @@ def test_rate_zero_changes_nothing(random_models: list[str]) -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.text(alphabet=st.sampled_from(list("abc dé\n,ÜX")), max_size=40), st.sampled_from(list(P.KINDS)), st.integers(0, 9))
+@given(
+    st.text(alphabet=st.sampled_from(list("abc dé\n,ÜX")), max_size=40),
+    st.sampled_from(list(P.KINDS)),
+    st.integers(0, 9),
+)
 def test_aligned_columns(text: str, kind: str, seed: int) -> None:
     result = P.perturb(text, kind, 0.5, seed)
     cols = R.aligned_columns(result)
@@ -338,7 +342,9 @@ def test_tab_handlers(random_models: list[str]) -> None:
 def test_report_generator(random_models: list[str], tmp_path: Path) -> None:
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("robustness_report", Path(__file__).parent.parent / "bench" / "robustness_report.py")
+    spec = importlib.util.spec_from_file_location(
+        "robustness_report", Path(__file__).parent.parent / "bench" / "robustness_report.py"
+    )
     assert spec is not None and spec.loader is not None
     report = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(report)

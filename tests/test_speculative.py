@@ -26,6 +26,8 @@ from playground.speculative.drafters import (
 )
 from playground.speculative.engine import plain_generate, speculative_generate
 from playground.speculative.modeling import (
+    OneDNNLinear,
+    decoding_model,
     forward_tokens,
     forward_tree,
     keep_positions,
@@ -121,6 +123,27 @@ def test_tree_logits_equal_sequential_logits(target: LlamaForCausalLM, seed: int
     torch.testing.assert_close(nxt, sequential, atol=1e-4, rtol=1e-4)
 
 
+def test_decoding_view_shares_weights_and_matches_the_model(target: LlamaForCausalLM) -> None:
+    view = decoding_model(target)
+    assert decoding_model(target) is view  # built once per model
+    if view is target:
+        pytest.skip("no oneDNN on this machine: decoding uses the model itself")
+    assert all(type(m) is not torch.nn.Linear for m in view.modules())
+    assert any(isinstance(m, OneDNNLinear) for m in view.modules())
+    assert {id(p) for p in view.parameters()} == {id(p) for p in target.parameters()}
+    tokens = [1, 5, 9, 2, 7]
+    torch.testing.assert_close(
+        forward_tokens(view, new_cache(), tokens), forward_tokens(target, new_cache(), tokens), atol=1e-5, rtol=1e-5
+    )
+    tree = random_tree(random.Random(2), 6)
+    cache_a, cache_b = new_cache(), new_cache()
+    forward_tokens(view, cache_a, tokens)
+    forward_tokens(target, cache_b, tokens)
+    torch.testing.assert_close(
+        forward_tree(view, cache_a, 3, tree).all(), forward_tree(target, cache_b, 3, tree).all(), atol=1e-5, rtol=1e-5
+    )
+
+
 def test_lazy_rows_equal_full_logits(target: LlamaForCausalLM) -> None:
     rng = random.Random(5)
     tree = random_tree(rng, 6)
@@ -128,7 +151,8 @@ def test_lazy_rows_equal_full_logits(target: LlamaForCausalLM) -> None:
     forward_tokens(target, cache, [1, 2, 3])
     lazy = forward_tree(target, cache, 4, tree)
     rows = [lazy[r] for r in (3, 0)]
-    assert lazy.computed_rows == [0, 3]
+    subtree = {3} | {i + 1 for i in range(len(tree)) if 2 in tree.path_to(i)}
+    assert lazy.computed_rows == sorted({0} | subtree)  # an accepted node brings its subtree
     full = lazy.all()
     torch.testing.assert_close(rows[0], full[3], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(rows[1], full[0], atol=1e-5, rtol=1e-5)

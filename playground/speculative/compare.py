@@ -17,7 +17,7 @@ from playground.speculative.drafters import (
     parse_layers,
 )
 from playground.speculative.engine import Generation, plain_generate, speculative_generate
-from playground.speculative.modeling import forward_tokens, new_cache
+from playground.speculative.modeling import decoding_model, forward_tokens, new_cache
 
 MAX_NEW_TOKENS = 512
 MAX_TEMPERATURE = 2.0
@@ -132,6 +132,8 @@ def compare(
             f"the prompt has {len(prompt_ids)} tokens; with {settings.max_new_tokens} new tokens that "
             f"exceeds the model's {limit} positions"
         )
+    model = decoding_model(model)  # both decodings below run the same (CPU-tuned) view
+    draft_model = decoding_model(draft_model) if draft_model is not None else None
     drafter = build_drafter(settings, model, draft_model)
     eos = eos_token_ids(model, tokenizer)
     forward_tokens(model, new_cache(), prompt_ids[:1], last_only=True)  # warm-up, not timed

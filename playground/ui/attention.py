@@ -141,9 +141,22 @@ def _boundary_shapes(bounds: Sequence[float], n: int, xref: str, yref: str, rows
     shapes = []
     for b in bounds:
         x = b - 0.5
-        shapes.append({"type": "line", "xref": xref, "yref": f"{yref} domain", "x0": x, "x1": x, "y0": 0, "y1": 1, "line": style})
+        shapes.append(
+            {"type": "line", "xref": xref, "yref": f"{yref} domain", "x0": x, "x1": x, "y0": 0, "y1": 1, "line": style}
+        )
         if rows:
-            shapes.append({"type": "line", "yref": yref, "xref": f"{xref} domain", "y0": x, "y1": x, "x0": 0, "x1": 1, "line": style})
+            shapes.append(
+                {
+                    "type": "line",
+                    "yref": yref,
+                    "xref": f"{xref} domain",
+                    "y0": x,
+                    "y1": x,
+                    "x0": 0,
+                    "x1": 1,
+                    "line": style,
+                }
+            )
     return shapes
 
 
@@ -169,7 +182,9 @@ def heatmap_figure(maps: Sequence[core.Heatmap], diff: core.Heatmap | None = Non
                 x=cats,
                 y=cats,
                 coloraxis="coloraxis2" if is_diff else "coloraxis",
-                hovertemplate="query %{y}<br>key %{x}<br>" + ("A − B" if is_diff else "weight") + " %{z:.4f}<extra></extra>",
+                hovertemplate="query %{y}<br>key %{x}<br>"
+                + ("A − B" if is_diff else "weight")
+                + " %{z:.4f}<extra></extra>",
                 hoverongaps=False,
             ),
             row=1,
@@ -179,7 +194,13 @@ def heatmap_figure(maps: Sequence[core.Heatmap], diff: core.Heatmap | None = Non
         ticks = _axis_ticks(panel.labels, cats, len(panels))
         fig.update_layout(
             {
-                f"xaxis{suffix}": {"type": "category", "tickangle": -90, "tickfont": {"size": 10}, "constrain": "domain", **ticks},
+                f"xaxis{suffix}": {
+                    "type": "category",
+                    "tickangle": -90,
+                    "tickfont": {"size": 10},
+                    "constrain": "domain",
+                    **ticks,
+                },
                 f"yaxis{suffix}": {
                     "type": "category",
                     "autorange": "reversed",
@@ -248,7 +269,12 @@ def profile_figure(profiles: Sequence[core.Profile], scale: str = "sqrt") -> go.
         suffix = "" if i == 1 else str(i)
         fig.update_layout(
             {
-                f"xaxis{suffix}": {"type": "category", "tickangle": -90, "tickfont": {"size": 10}, **_axis_ticks(p.labels, cats)},
+                f"xaxis{suffix}": {
+                    "type": "category",
+                    "tickangle": -90,
+                    "tickfont": {"size": 10},
+                    **_axis_ticks(p.labels, cats),
+                },
                 f"yaxis{suffix}": {"type": "category", "autorange": "reversed", "tickfont": {"size": 10}},
             }
         )
@@ -256,7 +282,12 @@ def profile_figure(profiles: Sequence[core.Profile], scale: str = "sqrt") -> go.
     fig.update_layout(
         height=int(sum(row_px * h + 150 for h in heights)),
         margin={"l": 70, "r": 30, "t": 40, "b": 40},
-        coloraxis={"colorscale": colorscale(scale), "cmin": 0.0, "cmax": top, "colorbar": {"title": {"text": "weight"}, "thickness": 12}},
+        coloraxis={
+            "colorscale": colorscale(scale),
+            "cmin": 0.0,
+            "cmax": top,
+            "colorbar": {"title": {"text": "weight"}, "thickness": 12},
+        },
         shapes=shapes,
         font={"size": 11},
     )
@@ -292,7 +323,9 @@ def _note(results: Sequence[core.AttentionResult], maps: Sequence[core.Heatmap],
     if any(r.family == "hat" for r in results):
         lines.append("Dotted lines: HAT word boundaries.")
     if len(results) == 2 and axes == "units":
-        lines.append("The two models cut the text differently: switch the axes to **characters** for a difference map.")
+        lines.append(
+            "The two models cut the text differently: switch the axes to **characters** for a difference map."
+        )
     return "\n\n".join(f"<small>{line}</small>" for line in lines)
 
 
@@ -410,7 +443,10 @@ def build_tab(config: AppConfig) -> None:
             with gr.Row():
                 model_a = gr.Dropdown(choices=choices, value=default_a, label="Model A", elem_id="attention-model-a")
                 model_b = gr.Dropdown(
-                    choices=[("— none —", NONE), *choices], value=default_b, label="Model B", elem_id="attention-model-b"
+                    choices=[("— none —", NONE), *choices],
+                    value=default_b,
+                    label="Model B",
+                    elem_id="attention-model-b",
                 )
             run = gr.Button("Show attention", variant="primary", elem_id="attention-run")
     with gr.Row():
@@ -460,13 +496,20 @@ def build_tab(config: AppConfig) -> None:
         elem_id="attention-query",
     )
     query = gr.Number(value=-1, precision=0, label="Query character", visible=False, elem_id="attention-query-char")
-    profile_plot = gr.Plot(label="Attention of the query in every layer", show_label=False, elem_id="attention-profile")
+    profile_plot = gr.Plot(
+        label="Attention of the query in every layer", show_label=False, elem_id="attention-profile"
+    )
     with gr.Row():
         png = gr.Button("Figure as PNG", size="sm", elem_id="attention-export-png")
         page = gr.Button("Figure as HTML", size="sm", elem_id="attention-export-html")
         npz = gr.Button("Raw weights (.npz)", size="sm", elem_id="attention-export-npz")
     files = gr.File(
-        label="Downloads", file_count="multiple", interactive=False, visible=False, height=140, elem_id="attention-files"
+        label="Downloads",
+        file_count="multiple",
+        interactive=False,
+        visible=False,
+        height=140,
+        elem_id="attention-files",
     )
 
     controls = [text, model_a, model_b, level, axes, how, layer, head, scale, query]

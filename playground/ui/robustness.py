@@ -97,7 +97,9 @@ def render_texts(result: P.PerturbResult) -> str:
         change = next(c for c in result.changes if c.start == seg.start and c.new_start == seg.new_start)
         title = _esc(f"{change.op}: “{_visible(a)}” → “{_visible(b)}”")
         clean.append(f'<span class="rb-del{" empty" if not a else ""}" title="{title}">{_esc(a) if a else "∅"}</span>')
-        pert.append(f'<span class="rb-ins{" empty" if not b else ""}" title="{title}">{_esc(_show_space(b)) if b else "∅"}</span>')
+        pert.append(
+            f'<span class="rb-ins{" empty" if not b else ""}" title="{title}">{_esc(_show_space(b)) if b else "∅"}</span>'
+        )
     summary = (
         f"{result.n_touched} of {result.n_words} words touched ({result.touched_share:.1%}) · "
         f"kind {_esc(result.kind)} · rate {result.rate:.0%} · seed {result.seed}"
@@ -176,7 +178,7 @@ def render_heat(result: core.RobustnessResult, width: int = HEAT_WIDTH) -> str:
     scale = "".join(f'<span class="h{i}"></span>' for i in range(HEAT_LEVELS))
     legend = (
         f'<div class="rb-legend">Surprisal of each character in bits (the sum over its UTF-8 bytes; token '
-        f"models spread a token's bits evenly over its bytes): 0 <span class=\"rb-scale\">{scale}</span> "
+        f'models spread a token\'s bits evenly over its bytes): 0 <span class="rb-scale">{scale}</span> '
         f"≥{HEAT_MAX_BITS:g}. For each model the clean text is above the perturbed one; outlined columns "
         "are changed, hatched cells have no character on that side.</div>"
     )
@@ -191,7 +193,13 @@ def render_heat(result: core.RobustnessResult, width: int = HEAT_WIDTH) -> str:
                 cells = []
                 for col in columns[lo:hi]:
                     idx = getattr(col, key)
-                    cells.append(_cell(text[idx] if idx is not None else None, float(bits[idx]) if idx is not None else None, col.changed))
+                    cells.append(
+                        _cell(
+                            text[idx] if idx is not None else None,
+                            float(bits[idx]) if idx is not None else None,
+                            col.changed,
+                        )
+                    )
                 label = short_name(m.name) if variant == "clean" else "↳ perturbed"
                 parts.append(
                     f'<div class="rb-row {"pert" if variant == "perturbed" else "clean"}" data-model="{_esc(m.name)}" '
@@ -454,11 +462,15 @@ def build_tab(config: AppConfig) -> None:
                 elem_id="robustness-kind",
             )
             with gr.Row():
-                rate = gr.Slider(0.0, 1.0, value=0.1, step=0.01, label="Rate (share of words)", elem_id="robustness-rate")
+                rate = gr.Slider(
+                    0.0, 1.0, value=0.1, step=0.01, label="Rate (share of words)", elem_id="robustness-rate"
+                )
                 seed = gr.Number(value=0, precision=0, label="Seed", min_width=80, elem_id="robustness-seed")
             button = gr.Button("Perturb and compare", variant="primary", elem_id="robustness-run")
     texts_html = gr.HTML(css_template=CSS, js_on_load=None, elem_id="robustness-texts")
-    scores = gr.Dataframe(label="Bits per byte, clean vs perturbed", interactive=False, wrap=True, elem_id="robustness-scores")
+    scores = gr.Dataframe(
+        label="Bits per byte, clean vs perturbed", interactive=False, wrap=True, elem_id="robustness-scores"
+    )
     heat = gr.HTML(css_template=CSS, js_on_load=None, elem_id="robustness-heat")
     next_words = gr.Dataframe(
         label="Next-word accuracy: share of word positions where greedy decoding still gives the clean next word",
@@ -500,16 +512,18 @@ def build_tab(config: AppConfig) -> None:
         return run_next_word(text, selected, kind, rate, seed, config=config)
 
     def sweep(
-        text: str, selected: list[str], kind: str, seed: float | None, step: float, progress: gr.Progress = gr.Progress()  # noqa: B008  (gradio's API)
+        text: str,
+        selected: list[str],
+        kind: str,
+        seed: float | None,
+        step: float,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008  (gradio's API)
     ) -> Iterator[tuple[go.Figure, str]]:
         yield from run_sweep(text, selected, kind, seed, step, config=config, progress=progress)
 
-    event = button.click(
-        compare, inputs=inputs, outputs=[texts_html, scores, heat, payload], api_name="robustness"
-    )
+    event = button.click(compare, inputs=inputs, outputs=[texts_html, scores, heat, payload], api_name="robustness")
     event.success(next_word, inputs=inputs, outputs=[next_words], api_name="robustness_next_word")
     sweep_event = sweep_button.click(
         sweep, inputs=[text, models, kind, seed, step], outputs=[chart, sweep_status], api_name="robustness_sweep"
     )
     stop_button.click(lambda: "Stopped.", outputs=[sweep_status], cancels=[sweep_event], api_name=False)
-

@@ -33,7 +33,15 @@ def attention_url(tiny_bpe_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
     hat = build_tiny_hat(tmp_path_factory.mktemp("attention-hat"))
     port = free_port()
     log = tmp_path_factory.mktemp("attention-app") / "app.log"
-    cmd = [sys.executable, str(REPO_ROOT / "app.py"), "--port", str(port), "--models", f"hf:{hat}", f"hf:{tiny_bpe_dir}"]
+    cmd = [
+        sys.executable,
+        str(REPO_ROOT / "app.py"),
+        "--port",
+        str(port),
+        "--models",
+        f"hf:{hat}",
+        f"hf:{tiny_bpe_dir}",
+    ]
     with log.open("wb") as out:
         proc = subprocess.Popen(
             cmd, cwd=REPO_ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=out, stderr=subprocess.STDOUT
