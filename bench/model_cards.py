@@ -45,8 +45,37 @@ ARCHITECTURE = {
 }
 
 
+def phases(training: dict) -> list[dict]:
+    """The training phases behind a checkpoint, oldest first (`models.train --init-from` adds one)."""
+    return [*training.get("earlier_phases", []), {k: v for k, v in training.items() if k != "earlier_phases"}]
+
+
+def training_text(training: dict) -> str:
+    parts = []
+    for k, phase in enumerate(phases(training), start=1):
+        clock = (
+            "CPU time per thread (the run's own compute, not counting the time other jobs held the cores)"
+            if phase.get("clock") == "cpu"
+            else "wall-clock, sharing 2 cores with the other two trainings"
+        )
+        start = "from scratch" if k == 1 else "from the phase before's weights with a fresh optimizer"
+        log = "train_log.csv" if k == len(phases(training)) else f"train_log_phase{k}.csv"
+        parts.append(
+            f"Phase {k} ({start}): {phase['steps']:,} steps of {phase['batch']} x {phase['window_bytes']:,}-byte "
+            f"windows, AdamW (peak lr {phase['peak_lr']}, warm-up then cosine over the budget), data seed "
+            f"{phase['seed']}, {phase['mixed_precision']} autocast, {phase['threads']} CPU thread; "
+            f"{phase['train_seconds'] / 3600:.2f} h of {clock}; {phase['bytes_seen']:,} bytes seen. Log: `{log}`."
+        )
+    total_s = sum(p["train_seconds"] for p in phases(training))
+    total_b = sum(p["bytes_seen"] for p in phases(training))
+    parts.append(
+        f"In all: {total_s / 3600:.2f} h, {total_b:,} bytes of text. The three tiny models read the same windows "
+        "in the same order in every phase and got the same budget in each."
+    )
+    return "\n\n".join(parts)
+
+
 def card(name: str, result: dict, training: dict, samples: dict[str, str], manifest: dict, text_path: str) -> str:
-    hours = training["train_seconds"] / 3600
     lines = [
         f"# {name}",
         "",
@@ -64,19 +93,13 @@ def card(name: str, result: dict, training: dict, samples: dict[str, str], manif
             "(Shakespeare and Milton, the World English Bible, Wikipedia sample, Python docs, FOLDOC, "
             "Jargon File, Devil's Dictionary, fortunes, LibreOffice help, Debian Handbook), "
             f"{manifest['en']['files']['train']['bytes']:,} bytes of training text "
-            "(this card's figures come from the corpus as built now; the checkpoints were trained on a first "
-            "build whose cleaning differed in a few places, with the same train/validation blocks), "
+            "(phase 1 of the training read a first build whose cleaning differed in a few places, with the same "
+            "train/validation blocks; later phases and this card's figures use the corpus as built now), "
             "validation split by a hash of 4 KB blocks. Licenses per source: `data/corpus/manifest.json`."
         ),
         "",
         "## Training",
-        (
-            f"{training['steps']:,} steps of 16 x 1,024-byte windows (the same windows, in the same order, for the "
-            f"three tiny models), AdamW (peak lr {training['peak_lr']}, warm-up then cosine over the time budget), "
-            f"bf16 autocast, {training['threads']} CPU thread; {hours:.2f} h of wall-clock ({training['bytes_seen']:,} "
-            f"bytes seen, {training['bytes_per_second']:,.0f} bytes/s while sharing 2 cores with the other two "
-            "trainings). Log: `train_log.csv`."
-        ),
+        training_text(training),
         "",
         "## Evaluation",
         f"On `{text_path}` ({result['bytes']:,} bytes):",
@@ -129,8 +152,9 @@ def main() -> None:
         samples = {p: generate(name, p, max_new_bytes=200, temperature=0.8, top_p=0.95, seed=0) for p in PROMPTS}
         (model_dir / "README.md").write_text(card(name, r, training, samples, manifest, args.text))
         r["parameters"] = training["parameters"]
-        r["train_seconds"] = training["train_seconds"]
-        r["bytes_seen"] = training["bytes_seen"]
+        r["train_seconds"] = round(sum(p["train_seconds"] for p in phases(training)), 1)
+        r["bytes_seen"] = sum(p["bytes_seen"] for p in phases(training))
+        r["phases"] = len(phases(training))
         report["models"][name] = r
     if "hat-tiny" in report["models"] and "bpe-tiny" in report["models"]:
         hat, bpe = report["models"]["hat-tiny"], report["models"]["bpe-tiny"]

@@ -57,6 +57,7 @@ CONFIGS: list[tuple[str, dict[str, Any]]] = [
     ("prompt-lookup/8", {"drafter": "prompt-lookup", "tree_budget": 8, "max_depth": 8}),
     ("suffix-automaton/8", {"drafter": "suffix-automaton", "tree_budget": 8, "max_depth": 8}),
     ("suffix-automaton/16", {"drafter": "suffix-automaton", "tree_budget": 16, "max_depth": 12}),
+    ("token-recycling/8", {"drafter": "token-recycling", "tree_budget": 8, "max_depth": 4}),
     ("token-recycling/16", {"drafter": "token-recycling", "tree_budget": 16, "max_depth": 6}),
     ("suffix-automaton+token-recycling/16", {"drafter": "suffix-automaton+token-recycling", "tree_budget": 16}),
     ("layer-skip/chain-3", {"drafter": "layer-skip", "tree_budget": 3, "max_depth": 3, "tree_shape": "chain"}),
