@@ -15,6 +15,8 @@ import models  # noqa: F401  (sets OMP_WAIT_POLICY before torch loads)
 from playground.speculative.compare import MAX_NEW_TOKENS, RunSettings, compare, to_json
 from playground.speculative.drafters import DRAFTER_NAMES, TREE_SHAPES
 
+MAX_NEW_BYTES = 4096
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -36,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--prompt", help="the prompt text")
     source.add_argument("--prompt-file", type=Path, help="read the prompt from this file")
     parser.add_argument("--max-new-tokens", type=int, default=64, help=f"1..{MAX_NEW_TOKENS} (default 64)")
+    parser.add_argument(
+        "--max-new-bytes", type=int, default=200, help="for HAT models, which draft whole words (default 200)"
+    )
     parser.add_argument("--chat", action="store_true", help="wrap the prompt in the model's chat template")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     parser.add_argument("--json", action="store_true", help="print per-step records and the summary as JSON")
@@ -62,8 +67,8 @@ def _run(args: argparse.Namespace) -> dict:
         chat=args.chat,
     )
     target = load_model(args.model)
-    if target.tokenizer is None:
-        raise ValueError(f"{args.model} is a HAT model; speculative decoding here needs a token model (bpe or byte)")
+    if target.tokenizer is None:  # a HAT: whole words are drafted and verified
+        return _run_words(args, target, prompt)
     draft_model = None
     if args.drafter == "draft-model":
         if not args.draft_model:
@@ -76,6 +81,45 @@ def _run(args: argparse.Namespace) -> dict:
     return data
 
 
+def _run_words(args: argparse.Namespace, target, prompt: str) -> dict:
+    import torch
+
+    from playground.speculative.hat_words import compare_words, summarize_words
+
+    if args.drafter != "prompt-lookup" or args.temperature != 0:
+        raise ValueError(
+            f"{args.model} is a HAT model: it drafts whole words with --drafter prompt-lookup, greedy only "
+            "(--temperature 0)"
+        )
+    if not prompt.strip():
+        raise ValueError("Please enter a prompt first.")
+    if not 1 <= args.max_new_bytes <= MAX_NEW_BYTES:
+        raise ValueError(f"--max-new-bytes must be between 1 and {MAX_NEW_BYTES}, got {args.max_new_bytes}")
+    comparison = compare_words(
+        target.model, prompt, max_new_bytes=args.max_new_bytes, max_draft_words=min(args.tree_budget, 16)
+    )
+    steps = [
+        {
+            "step": i,
+            "drafted_words": [w.decode("utf-8", "replace") for w in s.drafted],
+            "accepted_words": s.accepted,
+            "bonus_word": s.bonus.decode("utf-8", "replace"),
+            "draft_seconds": s.draft_seconds,
+            "verify_seconds": s.verify_seconds,
+            "spell_seconds": s.spell_seconds,
+        }
+        for i, s in enumerate(comparison.speculative.steps)
+    ]
+    return {
+        "model": args.model,
+        "level": "words",
+        "threads": torch.get_num_threads(),
+        "text": comparison.speculative.output.decode("utf-8", "replace"),
+        "steps": steps,
+        "summary": summarize_words(comparison),
+    }
+
+
 def _read(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
@@ -85,6 +129,18 @@ def _read(path: Path) -> str:
 
 def _print_human(data: dict) -> None:
     s = data["summary"]
+    if data.get("level") == "words":
+        for step in data["steps"]:
+            print(
+                f"step {step['step']:3d}: drafted {len(step['drafted_words'])} words, accepted "
+                f"{step['accepted_words']} + bonus {step['bonus_word']!r}"
+            )
+        print(f"\n{data['text']}\n")
+        print(
+            f"words per backbone pass {s['words_per_backbone_pass']:.2f}, speedup {s['speedup']:.2f}x, "
+            f"identical to plain greedy: {'yes' if s['identical'] else 'NO'}"
+        )
+        return
     for step in data["steps"]:
         accepted = "".join(step["new_texts"][: len(step["accepted_tokens"])])
         print(

@@ -1,0 +1,194 @@
+"""Speculative decoding for HAT at the word level (greedy, lossless).
+
+A HAT writes a word per backbone step and spells it byte by byte with its decoder. Here a
+drafter proposes whole next words, found by looking the last words up earlier in the prompt
+and output (prompt lookup over words). One backbone pass reads the last committed word and all
+drafted words; one batched decoder pass then checks every drafted word at once: a word is
+accepted when, given its backbone context, the decoder's arg-max at each position spells
+exactly its bytes and then [EOW]. After the first miss the decoder spells the next word itself
+(the bonus word), from the context that the same backbone pass already produced. The output is
+the one of `HATForCausalLM.generate_bytes(..., temperature=0)`, byte for byte.
+
+Cache convention: the backbone cache holds every committed word except the last one, whose
+vector is fed at the start of the next pass (like the root token of a token tree).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from transformers import DynamicCache
+
+from models.hat import EOW, PAD
+from playground.speculative.modeling import crop_to
+
+
+@dataclass
+class WordStep:
+    """One step: the drafted words, how many the target accepted, the word it spelled itself."""
+
+    drafted: list[bytes]
+    accepted: int
+    bonus: bytes
+    backbone_words: int  # words fed to the backbone in this step's single pass
+    draft_seconds: float
+    verify_seconds: float
+    spell_seconds: float
+
+
+@dataclass
+class WordGeneration:
+    output: bytes = b""
+    seconds: float = 0.0
+    backbone_passes: int = 0
+    steps: list[WordStep] = field(default_factory=list)
+
+
+def lookup_words(history: Sequence[bytes], max_words: int, max_ngram: int = 3) -> list[bytes]:
+    """The words that followed the latest earlier occurrence of the longest suffix (up to
+    ``max_ngram`` words) of ``history``; empty when even the last word never occurred before."""
+    n_hist = len(history)
+    for n in range(min(max_ngram, n_hist - 1), 0, -1):
+        suffix = list(history[n_hist - n :])
+        for end in range(n_hist - 2, n - 2, -1):  # `end`: index of the occurrence's last word
+            if list(history[end - n + 1 : end + 1]) == suffix:
+                return list(history[end + 1 : end + 1 + max_words])
+    return []
+
+
+def _vectors(model: Any, words: Sequence[bytes]) -> torch.Tensor:
+    batch = model.batch_from_words([list(words)]).to(model.device)
+    lengths = batch.word_lengths
+    vectors, _ = model.encode_words(batch.byte_ids, torch.cumsum(lengths, 0) - lengths, lengths)
+    return vectors
+
+
+def _spell(model: Any, context: torch.Tensor, partial: bytes, room: int) -> bytes:
+    """Greedy spelling of a word that starts with ``partial`` (as `generate_bytes` does), stopping
+    after ``room`` new bytes."""
+    cache, spelled = DynamicCache(), partial
+    while len(spelled) - len(partial) < room:
+        symbol = int(model._decoder_logits(context, spelled, cache).argmax())
+        if symbol == EOW:
+            break
+        spelled += bytes([symbol])
+    return spelled
+
+
+def _accepted_words(model: Any, contexts: torch.Tensor, drafted: Sequence[bytes]) -> int:
+    """How many leading drafted words the decoder spells exactly, each from its context."""
+    width = max(len(w) for w in drafted) + 1
+    rows = torch.full((len(drafted), width), PAD, dtype=torch.long, device=model.device)
+    targets = rows.clone()
+    for i, word in enumerate(drafted):
+        rows[i, : len(word)] = torch.tensor(list(word), dtype=torch.long)
+        targets[i, : len(word)] = rows[i, : len(word)]
+        targets[i, len(word)] = EOW
+    inputs = model.decoder_inputs(model.backbone_to_decoder(contexts), rows[:, : width - 1])
+    logits = model.lm_head(model.decoder(inputs_embeds=inputs).last_hidden_state).float()
+    positions = torch.arange(width, device=rows.device).expand(len(drafted), -1)
+    best = model._legal_logits(logits, positions).argmax(-1)
+    ok = [bool((best[i, : len(w) + 1] == targets[i, : len(w) + 1]).all()) for i, w in enumerate(drafted)]
+    return next((i for i, good in enumerate(ok) if not good), len(ok))
+
+
+@torch.no_grad()
+def speculative_generate_words(
+    model: Any,
+    prompt: str,
+    max_new_bytes: int,
+    max_draft_words: int = 4,
+    max_ngram: int = 3,
+    drafter: Callable[[list[bytes], int], list[bytes]] | None = None,
+) -> WordGeneration:
+    """Greedy continuation of ``prompt`` (the bytes `generate_bytes` would give), drafting
+    whole words and verifying them with one backbone pass per step. ``drafter(history,
+    max_words)`` proposes the next words after the committed ``history`` (prompt words and
+    output words so far); by default :func:`lookup_words`."""
+    if drafter is None:
+
+        def drafter(history: list[bytes], max_words: int) -> list[bytes]:
+            return lookup_words(history, max_words, max_ngram)
+
+    start = time.perf_counter()
+    result = WordGeneration()
+    words = model.split(prompt)
+    partial = words.pop() if words else b""
+    history = list(words)
+    cache = DynamicCache()
+    # Everything but the last committed word goes into the cache now.
+    first = [model.bos_word.view(1, -1), *([_vectors(model, words[:-1])] if len(words) > 1 else [])]
+    if words:
+        model.backbone(inputs_embeds=torch.cat(first).unsqueeze(0), past_key_values=cache, use_cache=True)
+        result.backbone_passes += 1
+    last = _vectors(model, words[-1:]) if words else first[0]
+    new = b""
+    while len(new) < max_new_bytes:
+        t0 = time.perf_counter()
+        drafted = [] if partial else list(drafter(history, max_draft_words))[:max_draft_words]
+        fits = [len(w) <= model.config.max_word_bytes for w in drafted]
+        drafted = drafted[: fits.index(False)] if False in fits else drafted
+        t1 = time.perf_counter()
+        feed = torch.cat([last, _vectors(model, drafted)]) if drafted else last
+        prefix = cache.get_seq_length()
+        hidden = model.backbone(inputs_embeds=feed.unsqueeze(0), past_key_values=cache, use_cache=True)
+        hidden = hidden.last_hidden_state[0]
+        result.backbone_passes += 1
+        accepted = _accepted_words(model, hidden[: len(drafted)], drafted) if drafted else 0
+        # Keep the last committed word and the accepted drafts; drop the rejected ones.
+        crop_to(cache, prefix + 1 + accepted)
+        t2 = time.perf_counter()
+        room = max_new_bytes - len(new) - sum(len(w) for w in drafted[:accepted])
+        bonus = _spell(model, model.backbone_to_decoder(hidden[accepted]), partial, max(room, 0)) if room > 0 else b""
+        t3 = time.perf_counter()
+        new += b"".join(drafted[:accepted]) + bonus[len(partial) :]
+        history += [*drafted[:accepted], bonus] if bonus else drafted[:accepted]
+        result.steps.append(WordStep(drafted, accepted, bonus, len(feed), t1 - t0, t2 - t1, t3 - t2))
+        if not bonus:  # out of room: the accepted drafts filled it
+            break
+        last = _vectors(model, [bonus])  # accepted drafts are in the cache; the bonus word is fed next
+        partial = b""
+    result.output = new[:max_new_bytes]
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+@dataclass
+class WordComparison:
+    prompt: str
+    plain: bytes
+    plain_seconds: float
+    speculative: WordGeneration
+
+    @property
+    def identical(self) -> bool:
+        return self.plain == self.speculative.output
+
+
+def compare_words(model: Any, prompt: str, max_new_bytes: int = 200, max_draft_words: int = 4) -> WordComparison:
+    """Plain greedy HAT decoding and word-level speculative decoding of the same prompt."""
+    t0 = time.perf_counter()
+    plain = model.generate_bytes(prompt, max_new_bytes=max_new_bytes, temperature=0.0)
+    plain_seconds = time.perf_counter() - t0
+    spec = speculative_generate_words(model, prompt, max_new_bytes, max_draft_words=max_draft_words)
+    return WordComparison(prompt, plain, plain_seconds, spec)
+
+
+def summarize_words(comparison: WordComparison) -> dict[str, Any]:
+    spec = comparison.speculative
+    steps = spec.steps
+    words_out = sum(s.accepted + (1 if s.bonus else 0) for s in steps)
+    return {
+        "steps": len(steps),
+        "new_bytes": len(spec.output),
+        "mean_accepted_words": round(sum(s.accepted for s in steps) / max(len(steps), 1), 3),
+        "words_per_backbone_pass": round(words_out / max(len(steps), 1), 3),
+        "plain_seconds": round(comparison.plain_seconds, 4),
+        "speculative_seconds": round(spec.seconds, 4),
+        "speedup": round(comparison.plain_seconds / spec.seconds, 3) if spec.seconds > 0 else None,
+        "identical": comparison.identical,
+    }
