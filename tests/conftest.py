@@ -196,6 +196,16 @@ def app_url(app_models: list[str], tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 @pytest.fixture(scope="session")
+def hat_app_url(tiny_bpe_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The URL of an app serving a tiny random HAT and the tiny BPE model (`app_url` has no HAT)."""
+    from tiny_hat import build_tiny_hat
+
+    hat = build_tiny_hat(tmp_path_factory.mktemp("tiny-hat"))
+    with running_app([f"hf:{hat}", f"hf:{tiny_bpe_dir}"], tmp_path_factory.mktemp("hat-app") / "app.log") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
 def pretrained_models() -> list[str]:
     """Built-in models available on this installation (pretrained packages, trained checkpoints)."""
     from models.registry import Registry

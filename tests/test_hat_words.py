@@ -71,3 +71,21 @@ def test_cli_runs_hat_at_the_word_level(tmp_path, capsys) -> None:
     assert data["summary"]["new_bytes"] == 30
     assert cli_main([*args, "--drafter", "token-recycling"]) == 2
     assert "prompt-lookup" in capsys.readouterr().err
+
+
+def test_view_runs_hat_words_and_draws_the_word_chain(tmp_path) -> None:
+    from models import registry as reg
+    from playground.config import AppConfig
+    from playground.ui import speculative as ui
+
+    reg.configure(device="cpu")
+    name = f"hf:{build_tiny_hat(tmp_path / 'hat')}"
+    config = AppConfig(models=[name], max_text_chars=500)
+    data = ui.run_speculative("a b c a b c a b", name, "prompt-lookup", None, "chain", 4, 0.0, 10, True, config=config)
+    assert data["unit"] == "word" and data["summary"]["identical"] is True
+    assert sum(s["new_bytes"] for s in data["steps"]) == 4 * 10  # "max new tokens" 10 = 40 bytes
+    assert "words per pass" in ui.summary_markdown(data)
+    fig, info, body = ui.show_step(data, 1)
+    assert fig.data and "Step 1" in info and 'class="prompt"' in body
+    with pytest.raises(ValueError, match="prompt-lookup"):
+        ui.run_speculative("a b", name, "token-recycling", None, "chain", 4, 0.0, 10, True, config=config)

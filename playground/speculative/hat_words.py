@@ -34,6 +34,7 @@ class WordStep:
     drafted: list[bytes]
     accepted: int
     bonus: bytes
+    continued: bytes  # the start of the bonus word that was already written (the prompt's last word)
     backbone_words: int  # words fed to the backbone in this step's single pass
     draft_seconds: float
     verify_seconds: float
@@ -147,7 +148,7 @@ def speculative_generate_words(
         t3 = time.perf_counter()
         new += b"".join(drafted[:accepted]) + bonus[len(partial) :]
         history += [*drafted[:accepted], bonus] if bonus else drafted[:accepted]
-        result.steps.append(WordStep(drafted, accepted, bonus, len(feed), t1 - t0, t2 - t1, t3 - t2))
+        result.steps.append(WordStep(drafted, accepted, bonus, partial, len(feed), t1 - t0, t2 - t1, t3 - t2))
         if not bonus:  # out of room: the accepted drafts filled it
             break
         last = _vectors(model, [bonus])  # accepted drafts are in the cache; the bonus word is fed next
@@ -191,4 +192,78 @@ def summarize_words(comparison: WordComparison) -> dict[str, Any]:
         "speculative_seconds": round(spec.seconds, 4),
         "speedup": round(comparison.plain_seconds / spec.seconds, 3) if spec.seconds > 0 else None,
         "identical": comparison.identical,
+    }
+
+
+def _text(word: bytes) -> str:
+    return word.decode("utf-8", errors="replace")
+
+
+def to_json_words(comparison: WordComparison, max_new_bytes: int) -> dict[str, Any]:
+    """A word-level run in the schema of `compare.to_json`, words in place of tokens: each
+    step's tree is the chain of drafted words (the view draws it like a token chain)."""
+    spec = comparison.speculative
+    steps, root = [], comparison.prompt.split()[-1] if comparison.prompt.split() else ""
+    room = len(spec.output)
+    for index, step in enumerate(spec.steps):
+        n = len(step.drafted)
+        status = ["accepted"] * step.accepted + ["rejected"] * min(1, n - step.accepted)
+        status += ["unreached"] * (n - len(status))
+        new_words = [*step.drafted[: step.accepted], *([step.bonus[len(step.continued) :]] if step.bonus else [])]
+        cut = []  # what this step added to the output, cut at the byte limit
+        for word in new_words:
+            cut.append(word[:room])
+            room -= len(cut[-1])
+        steps.append(
+            {
+                "step": index,
+                "root_token": -1,
+                "root_text": root,
+                "tree": {
+                    "tokens": list(range(n)),
+                    "texts": [_text(w) for w in step.drafted],
+                    "parents": list(range(-1, n - 1)),
+                    "draft_probs": [None] * n,
+                    "target_probs": [None] * n,
+                    "status": status,
+                },
+                "accepted_nodes": list(range(step.accepted)),
+                "accepted_tokens": list(range(step.accepted)),
+                "bonus_token": -1,
+                "bonus_text": _text(step.bonus),
+                "new_tokens": list(range(len(cut))),
+                "new_texts": [_text(w) for w in cut],
+                "new_bytes": sum(len(w) for w in cut),
+                "draft_seconds": step.draft_seconds,
+                "verify_seconds": step.verify_seconds + step.spell_seconds,
+            }
+        )
+        root = _text(step.bonus) if step.bonus else root
+    summary = summarize_words(comparison)
+    words = sum(s.accepted + (1 if s.bonus else 0) for s in spec.steps)
+    return {
+        "settings": {"drafter": "prompt-lookup (words)", "max_new_bytes": max_new_bytes, "temperature": 0.0},
+        "unit": "word",
+        "prompt_tokens": len(comparison.prompt.encode()),
+        "prompt_text": comparison.prompt,
+        "text": _text(spec.output),
+        "plain_text": _text(comparison.plain),
+        "steps": steps,
+        "summary": {
+            "steps": len(steps),
+            "new_tokens": words,
+            "mean_accepted": summary["mean_accepted_words"],
+            "mean_tree_size": sum(len(s.drafted) for s in spec.steps) / max(len(spec.steps), 1),
+            "tokens_per_forward": summary["words_per_backbone_pass"],
+            "speculative_seconds": spec.seconds,
+            "plain_seconds": comparison.plain_seconds,
+            # Identical outputs hold the same words, so both rates count the speculative run's words.
+            "speculative_tokens_per_second": words / spec.seconds if spec.seconds else 0.0,
+            "plain_tokens_per_second": words / comparison.plain_seconds if comparison.plain_seconds else 0.0,
+            "speedup": summary["speedup"] or 0.0,
+            "draft_seconds": sum(s.draft_seconds for s in spec.steps),
+            "verify_seconds": sum(s.verify_seconds + s.spell_seconds for s in spec.steps),
+            "prefill_seconds": {"speculative": 0.0, "plain": 0.0},
+            "identical": comparison.identical,
+        },
     }

@@ -17,6 +17,7 @@ from plotly.subplots import make_subplots
 from models.registry import get_spec, load_model
 from playground.speculative.compare import MAX_NEW_TOKENS, RunSettings, compare, to_json
 from playground.speculative.drafters import DRAFTER_NAMES, MAX_TREE_BUDGET, TREE_SHAPES
+from playground.speculative.hat_words import compare_words, to_json_words
 from playground.speculative.prompts import EXAMPLES
 from playground.speculative.tree import DraftTree, tree_layout, tree_layout_root_x
 from playground.ui.common import check_models, model_choices, user_errors, visible_whitespace
@@ -238,14 +239,16 @@ def text_html(data: dict[str, Any] | None, current: int) -> str:
 def summary_markdown(data: dict[str, Any]) -> str:
     s = data["summary"]
     identical = {True: "**yes**", False: "**NO**", None: "n/a (sampling)"}[s["identical"]]
+    unit = data.get("unit", "token")  # HAT runs count words and backbone passes
+    passes = "backbone passes" if unit == "word" else "target forward passes"
     return (
         f"| | plain | speculative |\n|---|---|---|\n"
-        f"| tokens | {len(data['plain_tokens'])} | {s['new_tokens']} |\n"
-        f"| target forward passes | {data['plain_passes']} | {s['steps']} |\n"
-        f"| tokens per target pass | 1.00 | {s['tokens_per_forward']:.2f} |\n"
+        f"| {unit}s | {len(data['plain_tokens'])} | {s['new_tokens']} |\n"
+        f"| {passes} | {data['plain_passes']} | {s['steps']} |\n"
+        f"| {unit}s per pass | 1.00 | {s['tokens_per_forward']:.2f} |\n"
         f"| wall clock (s, incl. prefill) | {s['plain_seconds']:.2f} | {s['speculative_seconds']:.2f} |\n"
-        f"| tokens per second | {s['plain_tokens_per_second']:.1f} | {s['speculative_tokens_per_second']:.1f} |\n\n"
-        f"**Speedup {s['speedup']:.2f}×** · mean accepted draft tokens per step {s['mean_accepted']:.2f} "
+        f"| {unit}s per second | {s['plain_tokens_per_second']:.1f} | {s['speculative_tokens_per_second']:.1f} |\n\n"
+        f"**Speedup {s['speedup']:.2f}×** · mean accepted draft {unit}s per step {s['mean_accepted']:.2f} "
         f"(mean tree {s['mean_tree_size']:.1f} nodes) · drafting {s['draft_seconds']:.2f} s, verifying "
         f"{s['verify_seconds']:.2f} s · identical to plain greedy: {identical}\n\n"
         "Both runs happen one after the other in this call, on a machine that may be busy: timings are noisy."
@@ -284,8 +287,8 @@ def run_speculative(
     if len(prompt) > config.max_text_chars:
         raise ValueError(f"The prompt has {len(prompt):,} characters; the limit is {config.max_text_chars:,}.")
     (target,) = check_models(target, config)
-    if get_spec(target).family not in TOKEN_FAMILIES:
-        raise ValueError(f"{target} is a HAT model; speculative decoding here needs a token model (BPE or bytes).")
+    if get_spec(target).family == "hat":
+        return _run_hat_words(prompt, target, drafter, float(temperature), int(max_new_tokens))
     settings = RunSettings(
         drafter=drafter,
         max_new_tokens=int(max_new_tokens),
@@ -311,6 +314,25 @@ def run_speculative(
     return data
 
 
+BYTES_PER_TOKEN = 4  # a HAT writes bytes: "max new tokens" becomes about as much text
+
+
+def _run_hat_words(prompt: str, target: str, drafter: str, temperature: float, max_new_tokens: int) -> dict[str, Any]:
+    """HAT drafts whole words (prompt lookup over words) and checks them with one backbone pass."""
+    if drafter != "prompt-lookup" or temperature != 0:
+        raise ValueError(
+            f"{target} is a HAT model: it drafts whole words with the prompt-lookup drafter, greedy only "
+            "(temperature 0)."
+        )
+    max_new_bytes = BYTES_PER_TOKEN * max_new_tokens
+    comparison = compare_words(load_model(target).model, prompt, max_new_bytes=max_new_bytes)
+    data = to_json_words(comparison, max_new_bytes)
+    data["plain_tokens"] = list(range(data["summary"]["new_tokens"]))
+    data["plain_passes"] = data["summary"]["new_tokens"]  # plain decoding: one backbone pass per word
+    data["model"], data["draft_model"] = target, None
+    return data
+
+
 def _clamp(data: dict[str, Any] | None, step: float | None) -> int:
     if not data or not data["steps"]:
         return 0
@@ -325,7 +347,8 @@ def show_step(data: dict[str, Any] | None, step: float | None) -> tuple[go.Figur
 
 def build_tab(config: AppConfig) -> None:
     """Create the speculative-decoding components and wire their events (inside a gr.Tab)."""
-    targets = model_choices(config, TOKEN_FAMILIES)
+    targets = model_choices(config, (*TOKEN_FAMILIES, "hat"))
+    draft_targets = model_choices(config, TOKEN_FAMILIES)
     gr.Markdown(
         "**Speculative decoding**: a cheap *drafter* proposes a tree of next tokens, the target "
         "model checks the whole tree in **one** forward pass (tree attention), keeps the longest "
@@ -346,7 +369,7 @@ def build_tab(config: AppConfig) -> None:
             with gr.Row():
                 target = gr.Dropdown(
                     choices=targets,
-                    value=targets[0][1] if targets else None,
+                    value=draft_targets[0][1] if draft_targets else None,
                     label="Target model",
                     elem_id="spec-target",
                 )
@@ -359,7 +382,7 @@ def build_tab(config: AppConfig) -> None:
                 )
             with gr.Row():
                 draft_model = gr.Dropdown(
-                    choices=targets,
+                    choices=draft_targets,
                     value=None,
                     label="Draft model (same tokenizer)",
                     visible=False,

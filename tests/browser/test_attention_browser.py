@@ -1,22 +1,17 @@
 """Attention-maps tab in headless chromium: run, switch layer and head, open a head from the grid,
 compare on character axes, pick a query unit, export, and show an error for empty text.
 
-Runs its own app with a tiny HAT and the tiny BPE model (the shared `app_url` has no HAT).
+Runs against the `hat_app_url` app: a tiny HAT and the tiny BPE model.
 Screenshots go to tests/browser/screenshots/attention-*.png.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import APP_START_TIMEOUT, REPO_ROOT, _wait_until_served, free_port
-from tiny_hat import build_tiny_hat
 
 pytestmark = pytest.mark.browser
 
@@ -28,43 +23,12 @@ Z_DATA = """(sel) => {
 }"""
 
 
-@pytest.fixture(scope="module")
-def attention_url(tiny_bpe_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    hat = build_tiny_hat(tmp_path_factory.mktemp("attention-hat"))
-    port = free_port()
-    log = tmp_path_factory.mktemp("attention-app") / "app.log"
-    cmd = [
-        sys.executable,
-        str(REPO_ROOT / "app.py"),
-        "--port",
-        str(port),
-        "--models",
-        f"hf:{hat}",
-        f"hf:{tiny_bpe_dir}",
-    ]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            cmd, cwd=REPO_ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=out, stderr=subprocess.STDOUT
-        )
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        _wait_until_served(url, proc, log, max(APP_START_TIMEOUT, 300.0))  # slow when trainings run
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 @pytest.fixture()
-def tab(browser: Any, attention_url: str) -> Iterator[Any]:
+def tab(browser: Any, hat_app_url: str) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     page.set_default_timeout(120_000)
-    page.goto(attention_url)
+    page.goto(hat_app_url)
     page.wait_for_selector(".gradio-container", state="visible")
     page.get_by_role("tab", name="Attention maps").click()
     try:

@@ -53,3 +53,28 @@ def test_bad_input_shows_an_error(page: Any) -> None:
     page.locator("#spec-prompt textarea").fill("   ")
     page.locator("#spec-run").click()
     page.get_by_text("Please enter a prompt first.").first.wait_for(timeout=30_000)
+
+
+def test_hat_drafts_whole_words(browser: Any, hat_app_url: str, screenshot_dir: Path) -> None:
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(RESULT_TIMEOUT_MS)
+    try:
+        page.goto(hat_app_url)
+        page.get_by_role("tab", name="Speculative decoding").click()
+        page.locator("#spec-target input").click()
+        page.get_by_role("option", name=re.compile("hat", re.IGNORECASE)).first.click()
+        page.locator("#spec-drafter input").click()
+        page.get_by_role("option", name="prompt-lookup", exact=True).click()
+        page.locator("#spec-prompt textarea").fill("a b c a b c a b c a b")
+        page.locator("#spec-run").click()
+        page.locator("#spec-summary").get_by_text("Speedup").wait_for()
+        summary = page.locator("#spec-summary").inner_text()
+        assert "words per pass" in summary and "identical to plain greedy: yes" in summary
+        assert step_info(page).startswith("Step 0 of")
+        page.locator("#spec-next").click()
+        page.wait_for_function("document.querySelector('#spec-step-info').innerText.startsWith('Step 1 ')")
+        page.locator("#spec-tree .js-plotly-plot").wait_for(state="visible")
+        page.screenshot(path=str(screenshot_dir / "speculative-hat.png"), full_page=True)
+    finally:
+        context.close()
