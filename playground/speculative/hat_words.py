@@ -217,6 +217,7 @@ def to_json_words(comparison: WordComparison, max_new_bytes: int) -> dict[str, A
         steps.append(
             {
                 "step": index,
+                "unit": "word",
                 "root_token": -1,
                 "root_text": root,
                 "tree": {

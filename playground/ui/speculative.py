@@ -101,7 +101,7 @@ def tree_figure(record: dict[str, Any] | None) -> go.Figure:
             x=[xs[0]],
             y=[ys[0]],
             mode="markers+text",
-            name="root (last committed token)",
+            name=f"root (last committed {record.get('unit', 'token')})",
             marker={"size": 16, "color": ROOT_COLOR, "symbol": "square"},
             text=[_label(record["root_text"])],
             textposition="top center",
@@ -135,7 +135,7 @@ def tree_figure(record: dict[str, Any] | None) -> go.Figure:
             x=[bonus_xy[0]],
             y=[bonus_xy[1]],
             mode="markers+text",
-            name="bonus (target's own token)",
+            name=f"bonus (target's own {record.get('unit', 'token')})",
             marker={"size": 18, "color": BONUS_COLOR, "symbol": "star"},
             text=[_label(record["bonus_text"])],
             textposition="bottom center",
@@ -145,7 +145,8 @@ def tree_figure(record: dict[str, Any] | None) -> go.Figure:
     )
     depth = max([-y for y in ys] + [bonus_xy[1] * -1])
     fig.update_layout(
-        title=f"Step {record['step']}: {len(t['tokens'])} draft tokens, {len(record['accepted_nodes'])} accepted",
+        title=f"Step {record['step']}: {len(t['tokens'])} draft {record.get('unit', 'token')}s, "
+        f"{len(record['accepted_nodes'])} accepted",
         height=max(360, 90 * (depth + 2)),
         xaxis={"visible": False, "range": [min(xs) - 2, max(xs + [bonus_xy[0]]) + 2]},
         yaxis={"visible": False, "range": [-depth - 0.8, 0.8]},
@@ -158,10 +159,11 @@ def tree_figure(record: dict[str, Any] | None) -> go.Figure:
 
 def charts_figure(data: dict[str, Any] | None) -> go.Figure:
     """Accepted tokens per step, their histogram, and drafting vs verifying time per step."""
+    unit = (data or {}).get("unit", "token")
     fig = make_subplots(
         rows=1,
         cols=3,
-        subplot_titles=("Accepted draft tokens per step", "Histogram of accepted lengths", "Time per step (ms)"),
+        subplot_titles=(f"Accepted draft {unit}s per step", "Histogram of accepted lengths", "Time per step (ms)"),
     )
     if data is None or not data["steps"]:
         fig.update_layout(height=320)
@@ -198,7 +200,7 @@ def charts_figure(data: dict[str, Any] | None) -> go.Figure:
             line_color="#495057",
             row=1,
             col=3,
-            annotation_text="plain: one token",
+            annotation_text=f"plain: one {unit}",
             annotation_position="top left",
         )
     fig.update_layout(
@@ -208,7 +210,7 @@ def charts_figure(data: dict[str, Any] | None) -> go.Figure:
         legend={"orientation": "h", "y": -0.2},
     )
     fig.update_xaxes(title_text="step", row=1, col=1)
-    fig.update_xaxes(title_text="accepted tokens", row=1, col=2)
+    fig.update_xaxes(title_text=f"accepted {unit}s", row=1, col=2)
     fig.update_xaxes(title_text="step", row=1, col=3)
     return fig
 
@@ -354,7 +356,9 @@ def build_tab(config: AppConfig) -> None:
         "model checks the whole tree in **one** forward pass (tree attention), keeps the longest "
         "path it agrees with and adds one token of its own. Greedy output is identical to plain "
         "decoding; sampling keeps the target's distribution exactly. Plain decoding of the same "
-        "prompt runs in the same call, for the speedup."
+        "prompt runs in the same call, for the speedup. With a **HAT** target (prompt-lookup, greedy) "
+        "the drafts are whole *words*: one backbone pass reads them all, one decoder batch checks "
+        "their spellings, and max new tokens × 4 bytes are written."
     )
     with gr.Row():
         with gr.Column(scale=3):
