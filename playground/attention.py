@@ -62,7 +62,6 @@ import re
 import sys
 import threading
 import time
-import unicodedata
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -71,6 +70,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+
+from playground.segment import visible
 
 Aggregation = Literal["mean", "max", "head", "rollout"]
 AGGREGATIONS: tuple[str, ...] = ("mean", "max", "head", "rollout")
@@ -95,7 +96,6 @@ LEVEL_NOTES: dict[str, str] = {
 }
 
 _BYTE_FALLBACK = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
-_VISIBLE = {" ": "⋅", "\n": "↵", "\t": "→", "\r": "␍", "\u00a0": "⍽"}
 
 
 class AttentionInputError(ValueError):
@@ -193,23 +193,6 @@ class AttentionResult:
 
 
 # ------------------------------------------------------------------------------- text and units
-
-
-def visible(s: str) -> str:
-    """`s` with whitespace and invisible characters shown: ⋅ ↵ → ␍ ⍽, control pictures, ⟨U+XXXX⟩."""
-    out = []
-    for c in s:
-        if c in _VISIBLE:
-            out.append(_VISIBLE[c])
-        elif ord(c) < 0x20:
-            out.append(chr(0x2400 + ord(c)))
-        elif c == "\x7f":
-            out.append("␡")
-        elif unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn") or c.isspace():
-            out.append(f"⟨U+{ord(c):04X}⟩")
-        else:
-            out.append(c)
-    return "".join(out)
 
 
 def shorten(label: str, limit: int = 14) -> str:

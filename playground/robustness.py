@@ -36,7 +36,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -44,6 +43,7 @@ import numpy as np
 from models.registry import LoadedModel, load_model
 from models.scoring import DEFAULT_BLOCK_BYTES, TextScore, score_text
 from playground.config import validate_text
+from playground.evaluate import read_text
 from playground.nextword import NextWordResult, near_flags, next_word, probes_for
 from playground.perturb import KINDS, PerturbResult, check_kind, check_rate, perturb
 
@@ -483,14 +483,6 @@ def sweep(
 # --------------------------------------------------------------------------- CLI
 
 
-def _read_text(path: str) -> str:
-    data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise RobustnessError(f"{path}: not valid UTF-8 (byte {err.start}): {err.reason}") from None
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m playground.robustness",
@@ -515,7 +507,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from models import registry
 
             registry.configure(device=args.device)
-        text = _read_text(args.text)
+        text = read_text(args.text)
         names = [n for n in args.models.split(",") if n.strip()]
 
         def report(done: int, total: int, message: str) -> None:
