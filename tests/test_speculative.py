@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import random
@@ -27,6 +28,7 @@ from playground.speculative.drafters import (
 from playground.speculative.engine import plain_generate, speculative_generate
 from playground.speculative.modeling import (
     OneDNNLinear,
+    _onednn_available,
     decoding_model,
     forward_tokens,
     forward_tree,
@@ -124,10 +126,9 @@ def test_tree_logits_equal_sequential_logits(target: LlamaForCausalLM, seed: int
 
 
 def test_decoding_view_shares_weights_and_matches_the_model(target: LlamaForCausalLM) -> None:
+    assert _onednn_available(), "the CPU build of torch this project installs ships oneDNN"
     view = decoding_model(target)
-    assert decoding_model(target) is view  # built once per model
-    if view is target:
-        pytest.skip("no oneDNN on this machine: decoding uses the model itself")
+    assert view is not target and decoding_model(target) is view  # built once per model
     assert all(type(m) is not torch.nn.Linear for m in view.modules())
     assert any(isinstance(m, OneDNNLinear) for m in view.modules())
     assert {id(p) for p in view.parameters()} == {id(p) for p in target.parameters()}
@@ -142,6 +143,11 @@ def test_decoding_view_shares_weights_and_matches_the_model(target: LlamaForCaus
     torch.testing.assert_close(
         forward_tree(view, cache_a, 3, tree).all(), forward_tree(target, cache_b, 3, tree).all(), atol=1e-5, rtol=1e-5
     )
+
+
+def test_decoding_view_is_the_model_itself_when_not_float32(target: LlamaForCausalLM) -> None:
+    half = copy.deepcopy(target).to(torch.bfloat16)
+    assert decoding_model(half) is half
 
 
 def test_lazy_rows_equal_full_logits(target: LlamaForCausalLM) -> None:
