@@ -37,7 +37,6 @@ from playground.speculative.compare import RunSettings, build_drafter, encode_pr
 from playground.speculative.drafters import MODEL_FREE_DRAFTERS
 from playground.speculative.engine import Generation, plain_generate, speculative_generate
 from playground.speculative.modeling import (
-    OneDNNLinear,
     cache_length,
     crop_to,
     decoding_model,
@@ -172,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         "rounds": args.rounds,
         "decoding": "greedy, chat template",
         "linear_layers": "oneDNN, weights reordered once (OneDNNLinear)"
-        if any(isinstance(m, OneDNNLinear) for m in decoding_model(lm.model).modules())
+        if decoding_model(lm.model) is not lm.model
         else "default (MKL)",
         "speedup_definition": "median over rounds of plain seconds / speculative seconds, each speculative run "
         "paired with a plain run of the same prompt right before it (same process; both include the prefill)",

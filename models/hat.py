@@ -383,6 +383,35 @@ class HATForCausalLM(HATPreTrainedModel):
         position = torch.tensor(len(spelled), device=self.device)
         return self._legal_logits(self.lm_head(out.last_hidden_state[0, -1]).float(), position)
 
+    def word_vectors(self, words: Sequence[bytes]) -> torch.Tensor:
+        """Encoder vectors (backbone width) of consecutive `words`, one row per word."""
+        batch = self.batch_from_words([list(words)]).to(self.device)
+        lengths = batch.word_lengths
+        vectors, _ = self.encode_words(batch.byte_ids, torch.cumsum(lengths, 0) - lengths, lengths)
+        return vectors
+
+    def spell_word(
+        self,
+        context: torch.Tensor,
+        partial: bytes = b"",
+        room: int = 1 << 30,
+        temperature: float = 0.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        generator: torch.Generator | None = None,
+        use_cache: bool = True,
+    ) -> bytes:
+        """Spell one word from its (decoder-width) context, continuing `partial`, until [EOW] or
+        `room` new bytes; returns the whole word, `partial` included."""
+        cache = DynamicCache() if use_cache else None
+        spelled = partial
+        while len(spelled) - len(partial) < room:
+            symbol = self._sample(self._decoder_logits(context, spelled, cache), temperature, top_k, top_p, generator)
+            if symbol == EOW:
+                break
+            spelled += bytes([symbol])
+        return spelled
+
     @torch.no_grad()
     def generate_bytes(
         self,
@@ -406,21 +435,9 @@ class HATForCausalLM(HATPreTrainedModel):
         stops = [s.encode() for s in stop if s]
         backbone_cache = DynamicCache() if use_cache else None
 
-        def encode(word: bytes) -> torch.Tensor:
-            ids = torch.tensor(list(word), dtype=torch.long, device=self.device)
-            vec, _ = self.encode_words(
-                ids,
-                torch.zeros(1, dtype=torch.long, device=self.device),
-                torch.tensor([len(word)], device=self.device),
-            )
-            return vec
-
         context_in = self.bos_word.view(1, -1)
         if words:
-            prompt_batch = self.batch_from_words([words]).to(self.device)
-            lengths = prompt_batch.word_lengths
-            vectors, _ = self.encode_words(prompt_batch.byte_ids, torch.cumsum(lengths, 0) - lengths, lengths)
-            context_in = torch.cat([context_in, vectors], 0)
+            context_in = torch.cat([context_in, self.word_vectors(words)], 0)
         new = b""
         while len(new) < max_new_bytes:
             # Backbone: feed the words not seen yet, read the context for the next word.
@@ -430,19 +447,13 @@ class HATForCausalLM(HATPreTrainedModel):
             else:
                 out = self.backbone(inputs_embeds=context_in.unsqueeze(0), use_cache=False)
             context = self.backbone_to_decoder(out.last_hidden_state[0, -1])
-            word_cache = DynamicCache() if use_cache else None
-            spelled = partial
-            while len(new) < max_new_bytes:
-                symbol = self._sample(
-                    self._decoder_logits(context, spelled, word_cache), temperature, top_k, top_p, generator
-                )
-                if symbol == EOW:
-                    break
-                spelled += bytes([symbol])
-                new += bytes([symbol])
+            spelled = self.spell_word(
+                context, partial, max_new_bytes - len(new), temperature, top_k, top_p, generator, use_cache
+            )
+            new += spelled[len(partial) :]
             if any(s in new for s in stops):
                 break
-            context_in = torch.cat([context_in, encode(spelled)], 0)
+            context_in = torch.cat([context_in, self.word_vectors([spelled])], 0)
             partial = b""
         for s in stops:  # cut at the first stop string
             if s in new:

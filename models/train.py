@@ -6,9 +6,10 @@
 All three models read the same 1,024-byte windows of `data/corpus/en/train.txt` in the same order
 (seeded), and all report the same loss: summed negative log-likelihood over the window's bytes
 divided by its byte count. The learning rate follows warm-up then cosine decay over the *time*
-budget, so "the same budget" means the same time: on CPU the process's own CPU seconds per thread
-(what the run would take alone, even when it shares the cores with other jobs), on GPUs wall-clock. Every `--save-every` seconds a checkpoint
-(model, optimizer, RNG, elapsed time) lands in `--workdir`; rerunning the command resumes from it.
+budget, so "the same budget" means the same time: on CPU the process's own CPU seconds per
+thread (what the run would take alone, even when it shares the cores with other jobs), on GPUs
+wall-clock. Every `--save-every` seconds a checkpoint (model, optimizer, RNG, elapsed time) lands
+in `--workdir`; rerunning the command resumes from it.
 At the end the model, its tokenizer and the CSV log are exported to `assets/models/<name>/`.
 """
 
@@ -311,8 +312,6 @@ def main(argv: list[str] | None = None) -> None:
         }
         if earlier:
             meta["earlier_phases"] = [m for m, _ in earlier]
-            meta["total_train_seconds"] = round(elapsed + sum(m.get("train_seconds", 0) for m, _ in earlier), 1)
-            meta["total_bytes_seen"] = bytes_seen + sum(m.get("bytes_seen", 0) for m, _ in earlier)
         export(raw, tokenizer, args.out / args.model, log_path, meta, earlier)
         accelerator.print(json.dumps(meta))
 

@@ -260,14 +260,6 @@ def _buckets(lengths: torch.Tensor) -> list[tuple[int, torch.Tensor]]:
     return hat_buckets(lengths)
 
 
-@torch.no_grad()
-def _hat_encode(model: Any, words: Sequence[bytes]) -> torch.Tensor:
-    batch = model.batch_from_words([list(words)]).to(model.device)
-    lengths = batch.word_lengths
-    vectors, _ = model.encode_words(batch.byte_ids, torch.cumsum(lengths, 0) - lengths, lengths)
-    return vectors
-
-
 def _hat_checks(words: Sequence[bytes], argmax_of: Callable[[int], list[int]], cb: int, end: int) -> bool:
     """Greedy reproduces bytes [cb, end) of the word sequence and then ends the word."""
     offs = _offsets(words)
@@ -300,7 +292,7 @@ def _hat_block(model: Any, base: str, probes: list[Probe]) -> list[bool]:
     device = model.device
     bos = model.bos_word.view(1, 1, -1)
     if words:
-        vectors = _hat_encode(model, words)
+        vectors = model.word_vectors(words)
         seq = torch.cat([bos, vectors[:-1].unsqueeze(0).to(bos.dtype)], 1)
     else:
         vectors = torch.zeros(0, model.config.backbone_hidden_size, device=device)
@@ -329,7 +321,7 @@ def _hat_block(model: Any, base: str, probes: list[Probe]) -> list[bool]:
         c0 = min(q, len(contexts) - 1) + 1
         ctx = contexts[:c0]
         if m > c0:
-            new_vectors = _hat_encode(model, pw[c0 - 1 : m - 1])
+            new_vectors = model.word_vectors(pw[c0 - 1 : m - 1])
             step = model.backbone(
                 inputs_embeds=new_vectors.unsqueeze(0).to(bos.dtype),
                 past_key_values=_cache_prefix(cache, c0),

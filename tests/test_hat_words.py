@@ -67,7 +67,7 @@ def test_cli_runs_hat_at_the_word_level(tmp_path, capsys) -> None:
     args = ["--model", f"hf:{model_dir}", "--prompt", "a b c a b c a b", "--max-new-bytes", "30", "--json"]
     assert cli_main([*args, "--drafter", "prompt-lookup"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["level"] == "words" and data["summary"]["identical"] is True
+    assert data["unit"] == "word" and data["summary"]["identical"] is True
     assert data["summary"]["new_bytes"] == 30
     assert cli_main([*args, "--drafter", "token-recycling"]) == 2
     assert "prompt-lookup" in capsys.readouterr().err

@@ -84,7 +84,7 @@ def _run(args: argparse.Namespace) -> dict:
 def _run_words(args: argparse.Namespace, target, prompt: str) -> dict:
     import torch
 
-    from playground.speculative.hat_words import compare_words, summarize_words
+    from playground.speculative.hat_words import compare_words, to_json_words
 
     if args.drafter != "prompt-lookup" or args.temperature != 0:
         raise ValueError(
@@ -98,26 +98,9 @@ def _run_words(args: argparse.Namespace, target, prompt: str) -> dict:
     comparison = compare_words(
         target.model, prompt, max_new_bytes=args.max_new_bytes, max_draft_words=min(args.tree_budget, 16)
     )
-    steps = [
-        {
-            "step": i,
-            "drafted_words": [w.decode("utf-8", "replace") for w in s.drafted],
-            "accepted_words": s.accepted,
-            "bonus_word": s.bonus.decode("utf-8", "replace"),
-            "draft_seconds": s.draft_seconds,
-            "verify_seconds": s.verify_seconds,
-            "spell_seconds": s.spell_seconds,
-        }
-        for i, s in enumerate(comparison.speculative.steps)
-    ]
-    return {
-        "model": args.model,
-        "level": "words",
-        "threads": torch.get_num_threads(),
-        "text": comparison.speculative.output.decode("utf-8", "replace"),
-        "steps": steps,
-        "summary": summarize_words(comparison),
-    }
+    data = to_json_words(comparison, args.max_new_bytes)
+    data["model"], data["threads"] = args.model, torch.get_num_threads()
+    return data
 
 
 def _read(path: Path) -> str:
@@ -129,18 +112,7 @@ def _read(path: Path) -> str:
 
 def _print_human(data: dict) -> None:
     s = data["summary"]
-    if data.get("level") == "words":
-        for step in data["steps"]:
-            print(
-                f"step {step['step']:3d}: drafted {len(step['drafted_words'])} words, accepted "
-                f"{step['accepted_words']} + bonus {step['bonus_word']!r}"
-            )
-        print(f"\n{data['text']}\n")
-        print(
-            f"words per backbone pass {s['words_per_backbone_pass']:.2f}, speedup {s['speedup']:.2f}x, "
-            f"identical to plain greedy: {'yes' if s['identical'] else 'NO'}"
-        )
-        return
+    unit = data.get("unit", "token")  # HAT runs count words and backbone passes
     for step in data["steps"]:
         accepted = "".join(step["new_texts"][: len(step["accepted_tokens"])])
         print(
@@ -150,10 +122,10 @@ def _print_human(data: dict) -> None:
     print()
     print(data["text"])
     print()
-    print(f"mean accepted per step {s['mean_accepted']:.2f}, tokens per target pass {s['tokens_per_forward']:.2f}")
+    print(f"mean accepted per step {s['mean_accepted']:.2f}, {unit}s per target pass {s['tokens_per_forward']:.2f}")
     print(
-        f"speculative {s['speculative_tokens_per_second']:.1f} tok/s, plain {s['plain_tokens_per_second']:.1f} "
-        f"tok/s, speedup {s['speedup']:.2f}x ({data['threads']} threads)"
+        f"speculative {s['speculative_tokens_per_second']:.1f} {unit}s/s, plain {s['plain_tokens_per_second']:.1f} "
+        f"{unit}s/s, speedup {s['speedup']:.2f}x ({data['threads']} threads)"
     )
     if s["identical"] is not None:
         print(f"identical to plain greedy: {'yes' if s['identical'] else 'NO'}")

@@ -61,25 +61,6 @@ def lookup_words(history: Sequence[bytes], max_words: int, max_ngram: int = 3) -
     return []
 
 
-def _vectors(model: Any, words: Sequence[bytes]) -> torch.Tensor:
-    batch = model.batch_from_words([list(words)]).to(model.device)
-    lengths = batch.word_lengths
-    vectors, _ = model.encode_words(batch.byte_ids, torch.cumsum(lengths, 0) - lengths, lengths)
-    return vectors
-
-
-def _spell(model: Any, context: torch.Tensor, partial: bytes, room: int) -> bytes:
-    """Greedy spelling of a word that starts with ``partial`` (as `generate_bytes` does), stopping
-    after ``room`` new bytes."""
-    cache, spelled = DynamicCache(), partial
-    while len(spelled) - len(partial) < room:
-        symbol = int(model._decoder_logits(context, spelled, cache).argmax())
-        if symbol == EOW:
-            break
-        spelled += bytes([symbol])
-    return spelled
-
-
 def _accepted_words(model: Any, contexts: torch.Tensor, drafted: Sequence[bytes]) -> int:
     """How many leading drafted words the decoder spells exactly, each from its context."""
     width = max(len(w) for w in drafted) + 1
@@ -122,11 +103,11 @@ def speculative_generate_words(
     history = list(words)
     cache = DynamicCache()
     # Everything but the last committed word goes into the cache now.
-    first = [model.bos_word.view(1, -1), *([_vectors(model, words[:-1])] if len(words) > 1 else [])]
+    first = [model.bos_word.view(1, -1), *([model.word_vectors(words[:-1])] if len(words) > 1 else [])]
     if words:
         model.backbone(inputs_embeds=torch.cat(first).unsqueeze(0), past_key_values=cache, use_cache=True)
         result.backbone_passes += 1
-    last = _vectors(model, words[-1:]) if words else first[0]
+    last = model.word_vectors(words[-1:]) if words else first[0]
     new = b""
     while len(new) < max_new_bytes:
         t0 = time.perf_counter()
@@ -134,7 +115,7 @@ def speculative_generate_words(
         fits = [len(w) <= model.config.max_word_bytes for w in drafted]
         drafted = drafted[: fits.index(False)] if False in fits else drafted
         t1 = time.perf_counter()
-        feed = torch.cat([last, _vectors(model, drafted)]) if drafted else last
+        feed = torch.cat([last, model.word_vectors(drafted)]) if drafted else last
         prefix = cache.get_seq_length()
         hidden = model.backbone(inputs_embeds=feed.unsqueeze(0), past_key_values=cache, use_cache=True)
         hidden = hidden.last_hidden_state[0]
@@ -144,14 +125,14 @@ def speculative_generate_words(
         crop_to(cache, prefix + 1 + accepted)
         t2 = time.perf_counter()
         room = max_new_bytes - len(new) - sum(len(w) for w in drafted[:accepted])
-        bonus = _spell(model, model.backbone_to_decoder(hidden[accepted]), partial, max(room, 0)) if room > 0 else b""
+        bonus = model.spell_word(model.backbone_to_decoder(hidden[accepted]), partial, room) if room > 0 else b""
         t3 = time.perf_counter()
         new += b"".join(drafted[:accepted]) + bonus[len(partial) :]
         history += [*drafted[:accepted], bonus] if bonus else drafted[:accepted]
         result.steps.append(WordStep(drafted, accepted, bonus, partial, len(feed), t1 - t0, t2 - t1, t3 - t2))
         if not bonus:  # out of room: the accepted drafts filled it
             break
-        last = _vectors(model, [bonus])  # accepted drafts are in the cache; the bonus word is fed next
+        last = model.word_vectors([bonus])  # accepted drafts are in the cache; the bonus word is fed next
         partial = b""
     result.output = new[:max_new_bytes]
     result.seconds = time.perf_counter() - start
@@ -186,6 +167,7 @@ def summarize_words(comparison: WordComparison) -> dict[str, Any]:
     return {
         "steps": len(steps),
         "new_bytes": len(spec.output),
+        "new_words": words_out,
         "mean_accepted_words": round(sum(s.accepted for s in steps) / max(len(steps), 1), 3),
         "words_per_backbone_pass": round(words_out / max(len(steps), 1), 3),
         "plain_seconds": round(comparison.plain_seconds, 4),
@@ -241,7 +223,7 @@ def to_json_words(comparison: WordComparison, max_new_bytes: int) -> dict[str, A
         )
         root = _text(step.bonus) if step.bonus else root
     summary = summarize_words(comparison)
-    words = sum(s.accepted + (1 if s.bonus else 0) for s in spec.steps)
+    words = summary["new_words"]
     return {
         "settings": {"drafter": "prompt-lookup (words)", "max_new_bytes": max_new_bytes, "temperature": 0.0},
         "unit": "word",
@@ -253,6 +235,7 @@ def to_json_words(comparison: WordComparison, max_new_bytes: int) -> dict[str, A
         "summary": {
             "steps": len(steps),
             "new_tokens": words,
+            "new_bytes": summary["new_bytes"],
             "mean_accepted": summary["mean_accepted_words"],
             "mean_tree_size": sum(len(s.drafted) for s in spec.steps) / max(len(spec.steps), 1),
             "tokens_per_forward": summary["words_per_backbone_pass"],
