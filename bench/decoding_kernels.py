@@ -29,9 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 
+from models.cpu_kernels import decoding_model
 from models.registry import load_model
 from playground.speculative.compare import encode_prompt
-from playground.speculative.modeling import crop_to, decoding_model, forward_tokens, new_cache
+from playground.speculative.modeling import crop_to, forward_tokens, new_cache
 from playground.speculative.prompts import GROUNDED_PROMPT
 
 SIZES = (1, 2, 4, 8, 16)

@@ -32,14 +32,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 
+from models.cpu_kernels import decoding_model
 from models.registry import load_model
-from playground.speculative.compare import RunSettings, build_drafter, encode_prompt, eos_token_ids
+from playground.speculative.compare import RunSettings, build_drafter, encode_prompt, eos_token_ids, load_draft
 from playground.speculative.drafters import MODEL_FREE_DRAFTERS
 from playground.speculative.engine import Generation, plain_generate, speculative_generate
 from playground.speculative.modeling import (
     cache_length,
     crop_to,
-    decoding_model,
     forward_tokens,
     forward_tree,
     new_cache,
@@ -51,8 +51,16 @@ MODEL = "smollm2-135m"
 PROMPTS = {"grounded": GROUNDED_PROMPT, "open_ended": OPEN_ENDED_PROMPT}
 
 # (label, settings): one or two budgets per drafter. SmolLM2 has no smaller model with its
-# tokenizer offline, so the draft-model drafter is not benchmarked here.
+# tokenizer offline, so the draft-model drafter is not benchmarked here; the feature head this
+# project trained on SmolLM2's own hidden states (assets/models/feature-draft/) is.
 CONFIGS: list[tuple[str, dict[str, Any]]] = [
+    ("feature-head/dynamic-5", {"drafter": "feature-head", "tree_budget": 5, "max_depth": 5, "tree_shape": "dynamic"}),
+    ("feature-head/dynamic-8", {"drafter": "feature-head", "tree_budget": 8, "max_depth": 6, "tree_shape": "dynamic"}),
+    (
+        "feature-head/dynamic-16",
+        {"drafter": "feature-head", "tree_budget": 16, "max_depth": 6, "tree_shape": "dynamic"},
+    ),
+    ("feature-head/chain-3", {"drafter": "feature-head", "tree_budget": 3, "max_depth": 3, "tree_shape": "chain"}),
     ("prompt-lookup/8", {"drafter": "prompt-lookup", "tree_budget": 8, "max_depth": 8}),
     ("suffix-automaton/8", {"drafter": "suffix-automaton", "tree_budget": 8, "max_depth": 8}),
     ("suffix-automaton/16", {"drafter": "suffix-automaton", "tree_budget": 16, "max_depth": 12}),
@@ -109,7 +117,8 @@ def bench_prompt(lm: Any, prompt: str, args: argparse.Namespace) -> dict[str, An
     prompt_ids = encode_prompt(tokenizer, prompt, chat=True)
     eos = eos_token_ids(model, tokenizer)
     kwargs = {"max_new_tokens": args.max_new_tokens, "eos_ids": eos}
-    configs = [(label, RunSettings(**c)) for label, c in CONFIGS]
+    configs = [(label, RunSettings(**c)) for label, c in CONFIGS if c["drafter"] in args.drafters]
+    drafts = {s.drafter: load_draft(s.drafter, MODEL, model, None, load_model) for _, s in configs}
     forward_tokens(model, new_cache(), prompt_ids, last_only=True)  # warm-up, not timed
     plain_runs: dict[str, list[Generation]] = {label: [] for label, _ in configs}
     spec_runs: dict[str, list[Generation]] = {label: [] for label, _ in configs}
@@ -119,7 +128,7 @@ def bench_prompt(lm: Any, prompt: str, args: argparse.Namespace) -> dict[str, An
             # Each speculative run is paired with a plain run right before it, so load that
             # comes and goes on a shared machine hits both sides of a ratio alike.
             plain_runs[label].append(plain_generate(model, prompt_ids, **kwargs))
-            drafter = build_drafter(settings, model)
+            drafter = build_drafter(settings, model, drafts[settings.drafter])
             spec_runs[label].append(speculative_generate(model, prompt_ids, drafter, **kwargs))
             print(
                 f"  {label}: plain {plain_runs[label][-1].seconds:.2f} s, speculative "
@@ -130,7 +139,7 @@ def bench_prompt(lm: Any, prompt: str, args: argparse.Namespace) -> dict[str, An
     drafters = {label: summarize_runs(spec_runs[label], plain_runs[label]) for label, _ in configs}
     all_plain = [r for runs in plain_runs.values() for r in runs]
     model_free = {k: v for k, v in drafters.items() if k.split("/")[0] in MODEL_FREE_DRAFTERS}
-    best_free = max(model_free, key=lambda k: model_free[k]["speedup"])
+    best_free = max(model_free, key=lambda k: model_free[k]["speedup"], default=None)
     best = max(drafters, key=lambda k: drafters[k]["speedup"])
     return {
         "prompt_tokens": len(prompt_ids),
@@ -145,9 +154,39 @@ def bench_prompt(lm: Any, prompt: str, args: argparse.Namespace) -> dict[str, An
         },
         "pass_cost_ms": pass_costs(model, prompt_ids),
         "drafters": drafters,
-        "best_model_free": {"config": best_free, "speedup": model_free[best_free]["speedup"]},
+        "best_model_free": {"config": best_free, "speedup": model_free[best_free]["speedup"]} if best_free else None,
         "best": {"config": best, "speedup": drafters[best]["speedup"]},
     }
+
+
+PROMPT_LABELS = {"grounded": "grounded (summarise an article)", "open_ended": "open-ended (a short story)"}
+
+
+def readme_table(results: dict[str, Any]) -> str:
+    """The README's table and pass costs, from a saved run of this bench."""
+    lines = []
+    for name, prompt in results["prompts"].items():
+        costs = " / ".join(str(v) for v in prompt["pass_cost_ms"].values())
+        sizes = " / ".join(prompt["pass_cost_ms"])
+        lines.append(
+            f"{PROMPT_LABELS.get(name, name)}: one verification pass over n = {sizes} tokens cost {costs} ms."
+        )
+    lines += ["", "| prompt | drafter / budget | accepted per step | tokens per target pass | speedup | identical |"]
+    lines.append("| --- | --- | --- | --- | --- | --- |")
+    for name, prompt in results["prompts"].items():
+        best = prompt["best"]["config"]
+        for i, (label, row) in enumerate(prompt["drafters"].items()):
+            speed = f"{row['speedup']:.2f}×"
+            cells = [
+                PROMPT_LABELS.get(name, name) if i == 0 else name.replace("_", "-"),
+                label,
+                f"{row['mean_accepted']:.2f}",
+                f"{row['tokens_per_forward']:.2f}",
+                f"**{speed}**" if label == best else speed,
+                "yes" if row["identical"] else "NO",
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,7 +196,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2, help="interleaved repetitions (default 2)")
     parser.add_argument("--prompts", nargs="+", choices=sorted(PROMPTS), default=list(PROMPTS))
     parser.add_argument("--out", type=Path, help="also write the JSON here")
+    parser.add_argument("--readme", type=Path, metavar="JSON", help="print the README table of a saved run and exit")
+    names = sorted({c["drafter"] for _, c in CONFIGS})
+    parser.add_argument("--drafters", nargs="+", choices=names, default=names, help="default: all")
     args = parser.parse_args(argv)
+    if args.readme:
+        print(readme_table(json.loads(args.readme.read_text(encoding="utf-8"))))
+        return 0
     torch.set_num_threads(args.threads)
     lm = load_model(MODEL)
     results: dict[str, Any] = {

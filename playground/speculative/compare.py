@@ -3,11 +3,14 @@ JSON both the CLI and the view are built from."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from transformers import PreTrainedModel
 
+from models.cpu_kernels import decoding_model
+from models.feature_draft import FeatureDraftHead, load_feature_head, shipped_head_path
 from playground.speculative.drafters import (
     DRAFTER_NAMES,
     TREE_SHAPES,
@@ -17,7 +20,7 @@ from playground.speculative.drafters import (
     parse_layers,
 )
 from playground.speculative.engine import Generation, plain_generate, speculative_generate
-from playground.speculative.modeling import decoding_model, forward_tokens, new_cache
+from playground.speculative.modeling import forward_tokens, new_cache
 
 MAX_NEW_TOKENS = 512
 MAX_TEMPERATURE = 2.0
@@ -102,6 +105,32 @@ def eos_token_ids(model: PreTrainedModel, tokenizer: Any) -> set[int]:
     return ids
 
 
+def load_draft(
+    drafter: str, target_name: str, target: PreTrainedModel, draft_name: str | None, load: Callable[[str], Any]
+) -> PreTrainedModel | None:
+    """The model a drafter drafts with: for ``draft-model``, the registered model ``draft_name``
+    (``load(name)`` gives a registry entry); for ``feature-head``, the head trained for
+    ``target_name`` (shipped in ``assets/``) or, when ``draft_name`` is given, the head saved in
+    that directory; none for the other drafters."""
+    if drafter == "draft-model":
+        if not draft_name:
+            raise SpeculativeInputError("the draft-model drafter needs a draft model with the target's tokenizer")
+        return load(draft_name).model
+    if drafter == "feature-head":
+        path = draft_name or shipped_head_path(target_name)
+        if path is None:
+            raise SpeculativeInputError(
+                f"no feature draft head was trained for {target_name}; train one with "
+                f"`python -m models.feature_draft_data --target {target_name}` then "
+                f"`python -m models.train_feature_draft --target {target_name}`"
+            )
+        try:
+            return load_feature_head(path, target)
+        except (OSError, ValueError) as exc:
+            raise SpeculativeInputError(f"cannot use the feature draft head at {path}: {exc}") from exc
+    return None
+
+
 def build_drafter(
     settings: RunSettings, model: PreTrainedModel, draft_model: PreTrainedModel | None = None
 ) -> Drafter:
@@ -133,7 +162,8 @@ def compare(
             f"exceeds the model's {limit} positions"
         )
     model = decoding_model(model)  # both decodings below run the same (CPU-tuned) view
-    draft_model = decoding_model(draft_model) if draft_model is not None else None
+    if draft_model is not None and not isinstance(draft_model, FeatureDraftHead):
+        draft_model = decoding_model(draft_model)
     drafter = build_drafter(settings, model, draft_model)
     eos = eos_token_ids(model, tokenizer)
     forward_tokens(model, new_cache(), prompt_ids[:1], last_only=True)  # warm-up, not timed

@@ -17,17 +17,21 @@ from typing import Literal
 import torch
 from transformers import PreTrainedModel
 
+from models.feature_draft import FeatureDraftHead
 from playground.speculative.modeling import (
     crop_to,
     forward_nodes,
     forward_tokens,
     layer_skip_model,
     new_cache,
+    supports_hidden_states,
+    tree_level_inputs,
 )
 from playground.speculative.suffix_automaton import SuffixAutomaton
-from playground.speculative.tree import ROOT, DraftTree
+from playground.speculative.tree import ROOT, DraftTree, causal_mask
 
 DRAFTER_NAMES: tuple[str, ...] = (
+    "feature-head",
     "draft-model",
     "layer-skip",
     "prompt-lookup",
@@ -73,6 +77,8 @@ class Drafter(ABC):
     #: Whether to observe every tree row (costs the LM head on all of them) or only the rows
     #: verification evaluated (the root and the accepted path).
     observe_all_rows: bool = False
+    #: Whether :meth:`observe_hidden` should get the target's final hidden states.
+    wants_target_hidden: bool = False
 
     def __init__(self, settings: DraftSettings) -> None:
         self.settings = settings
@@ -86,6 +92,10 @@ class Drafter(ABC):
 
     def observe(self, inputs: Sequence[int], logits: torch.Tensor) -> None:
         """The target's logits after each of ``inputs`` (rows match), when wanted."""
+
+    def observe_hidden(self, hidden: torch.Tensor, next_tokens: Sequence[int]) -> None:
+        """The target's final hidden states at newly committed positions (rows in order) and
+        the token committed after each, when wanted."""
 
 
 # --- model-free ---------------------------------------------------------------------------
@@ -280,7 +290,7 @@ class ModelDrafter(Drafter):
     def start(self, prompt_ids: Sequence[int]) -> None:
         self._cache, self._cached = new_cache(), []
 
-    def _catch_up(self, context: Sequence[int]) -> torch.Tensor:
+    def _catch_up(self, context: Sequence[int]) -> torch.Tensor | None:
         """Feed the committed tokens the draft cache lacks; logits after the root."""
         common = 0
         for a, b in zip(self._cached, context, strict=False):
@@ -293,9 +303,27 @@ class ModelDrafter(Drafter):
         self._cached = list(context)
         return logits
 
+    def _prefix_length(self, context: Sequence[int]) -> int:
+        """Committed positions in the draft cache while drafting below ``context[-1]``."""
+        return len(context)
+
+    def _expand(self, prefix_len: int, tree: DraftTree, nodes: list[int], slots: dict[int, int]) -> torch.Tensor:
+        """Run the draft on tree ``nodes`` (one level); their logits ``(len(nodes), columns)``."""
+        return forward_nodes(self.model, self._cache, prefix_len, tree, nodes, slots)
+
+    def _tokens(self, columns: list[int]) -> list[int]:
+        """Target token ids of logit columns (the identity for a draft model of the same vocabulary)."""
+        return columns
+
+    def _full_distribution(self, probs: torch.Tensor) -> torch.Tensor:
+        """A distribution over logit columns as one over the target's vocabulary."""
+        return probs
+
     def draft(self, context: Sequence[int], temperature: float, generator: torch.Generator) -> DraftTree:
         root_logits = self._catch_up(context)
-        prefix_len = len(context)
+        if root_logits is None:
+            return DraftTree()
+        prefix_len = self._prefix_length(context)
         try:
             if self.shape == "dynamic":
                 return self._dynamic(root_logits, prefix_len, temperature)
@@ -318,19 +346,20 @@ class ModelDrafter(Drafter):
                 probs = _softmax(logits, temperature)
                 k = min(branch, budget - len(tree))
                 if temperature > 0:
-                    tree.proposals[node] = probs
+                    tree.proposals[node] = self._full_distribution(probs)
                     picks = _gumbel_top_k(probs, k, generator)
                 else:
                     picks = torch.topk(logits, k).indices.tolist()
-                level += [tree.add(t, node, float(probs[t])) for t in picks]
+                level += [tree.add(t, node, float(probs[c])) for c, t in zip(picks, self._tokens(picks), strict=True)]
             if not level or len(tree) >= budget or depth == self.settings.max_depth:
                 break
-            frontier, frontier_logits = level, forward_nodes(self.model, self._cache, prefix_len, tree, level, slots)
+            frontier, frontier_logits = level, self._expand(prefix_len, tree, level, slots)
         return tree
 
     def _dynamic(self, root_logits: torch.Tensor, prefix_len: int, temperature: float) -> DraftTree:
         """Grow by draft probability, then keep the ``budget`` best nodes (ancestor-closed,
-        since a child is never more probable than its parent)."""
+        since a child is never more probable than its parent). Growth stops early once no
+        node of the newest level ranks among the ``budget`` best: none of its descendants could."""
         k = min(self.beam, self.settings.budget)
         full, slots = DraftTree(), {}
         scores: list[float] = []
@@ -338,18 +367,22 @@ class ModelDrafter(Drafter):
         level_logits = root_logits[None]
         for depth in range(1, self.settings.max_depth + 1):
             candidates = []
-            for node, logits in zip(level_nodes, level_logits, strict=True):
-                logp = torch.log_softmax(logits / max(temperature, 1e-6) if temperature > 0 else logits, -1)
-                top = torch.topk(logp, k)
+            logp = torch.log_softmax(level_logits / temperature if temperature > 0 else level_logits, -1)
+            top = torch.topk(logp, k, dim=-1)
+            for node, values, columns in zip(level_nodes, top.values.tolist(), top.indices.tolist(), strict=True):
                 base = 0.0 if node == ROOT else scores[node]
-                for lp, tok in zip(top.values.tolist(), top.indices.tolist(), strict=True):
+                for lp, tok in zip(values, self._tokens(columns), strict=True):
                     child = full.add(tok, node, math.exp(lp))
                     scores.append(base + lp)
                     candidates.append(child)
             if depth == self.settings.max_depth:
                 break
+            if len(scores) > self.settings.budget:
+                cutoff = sorted(scores, reverse=True)[self.settings.budget - 1]
+                if max(scores[i] for i in candidates) < cutoff:
+                    break
             level_nodes = sorted(candidates, key=lambda i: -scores[i])[: self.beam]
-            level_logits = forward_nodes(self.model, self._cache, prefix_len, full, level_nodes, slots)
+            level_logits = self._expand(prefix_len, full, level_nodes, slots)
         depths = full.depths()
         keep = sorted(range(len(full)), key=lambda i: (-scores[i], depths[i]))[: self.settings.budget]
         keep_set = set(keep)
@@ -377,6 +410,92 @@ class LayerSkipDrafter(ModelDrafter):
         n_layers = target.config.get_text_config(decoder=True).num_hidden_layers
         self.keep_layers = list(keep_layers) if keep_layers is not None else default_keep_layers(n_layers)
         super().__init__(layer_skip_model(target, self.keep_layers), settings, shape, branch, beam)
+
+
+class FeatureDrafter(ModelDrafter):
+    """EAGLE-style drafting from the target's own features (``models/feature_draft.py``).
+
+    The head keeps a KV cache over pairs (target feature at position j, token at j + 1) of the
+    committed text, fed from every verification pass (the accepted rows' hidden states cost
+    nothing extra). Its prediction for the last pair is its guess of the root's feature, whose
+    draft logits give the first level; deeper levels feed the head's own predicted features
+    back in, one batched head pass per level, under the same tree masks as a draft model.
+    Default shape: the dynamic tree of EAGLE-2.
+    """
+
+    name = "feature-head"
+    wants_target_hidden = True
+
+    def __init__(
+        self,
+        head: FeatureDraftHead,
+        settings: DraftSettings,
+        shape: TreeShape = "dynamic",
+        branch: int = 2,
+        beam: int = 4,
+    ) -> None:
+        if not head.attached:
+            raise DrafterError("the feature draft head must be attached to its target (attach_target)")
+        super().__init__(head, settings, shape, branch, beam)
+        self._pairs = 0  # committed pairs in the head's cache
+        self._root_feature: torch.Tensor | None = None
+        self._features: dict[int, torch.Tensor] = {}  # tree node -> predicted feature
+        self._vocab = head.draft_vocab.cpu()  # logit column -> target token id
+
+    def start(self, prompt_ids: Sequence[int]) -> None:
+        super().start(prompt_ids)
+        self._pairs, self._root_feature, self._features = 0, None, {}
+
+    @torch.inference_mode()
+    def observe_hidden(self, hidden: torch.Tensor, next_tokens: Sequence[int]) -> None:
+        crop_to(self._cache, self._pairs)
+        n = len(next_tokens)
+        device = self.model.device
+        predicted = self.model(
+            hidden[None].to(device=device, dtype=self.model.dtype),
+            torch.tensor([list(next_tokens)], device=device),
+            attention_mask=causal_mask(n, self._pairs, self.model.dtype, device),
+            position_ids=torch.arange(self._pairs, self._pairs + n, device=device)[None],
+            past_key_values=self._cache,
+            use_cache=True,
+        )
+        self._pairs += n
+        self._root_feature = predicted[0, -1]
+
+    def _catch_up(self, context: Sequence[int]) -> torch.Tensor | None:
+        if self._root_feature is None:  # nothing observed yet (a one-token prompt): no draft
+            return None
+        if self._pairs != len(context) - 1:
+            raise DrafterError("the feature drafter lost track of the committed text; call start() first")
+        crop_to(self._cache, self._pairs)
+        self._features = {}
+        return self.model.draft_logits(self._root_feature[None])[0].float()
+
+    def _prefix_length(self, context: Sequence[int]) -> int:
+        return self._pairs
+
+    @torch.inference_mode()
+    def _expand(self, prefix_len: int, tree: DraftTree, nodes: list[int], slots: dict[int, int]) -> torch.Tensor:
+        mask, positions = tree_level_inputs(self.model, self._cache, prefix_len, tree, nodes, slots)
+        parents = [self._root_feature if tree.parents[i] == ROOT else self._features[tree.parents[i]] for i in nodes]
+        predicted = self.model(
+            torch.stack(parents)[None],
+            torch.tensor([[tree.tokens[i] for i in nodes]], device=self.model.device),
+            attention_mask=mask,
+            position_ids=positions,
+            past_key_values=self._cache,
+            use_cache=True,
+        )[0]
+        for row, node in enumerate(nodes):
+            self._features[node] = predicted[row]
+        return self.model.draft_logits(predicted).float()
+
+    def _tokens(self, columns: list[int]) -> list[int]:
+        return self._vocab[columns].tolist()
+
+    def _full_distribution(self, probs: torch.Tensor) -> torch.Tensor:
+        full = torch.zeros(self.model.config.target_vocab_size, dtype=probs.dtype)
+        return full.index_copy_(0, self._vocab, probs)
 
 
 def default_keep_layers(n_layers: int) -> list[int]:
@@ -438,6 +557,12 @@ def make_drafter(
         return HybridDrafter(settings)
     if name == "layer-skip":
         return LayerSkipDrafter(target, settings, keep_layers=keep_layers, shape=shape)
+    if name == "feature-head":
+        if not isinstance(draft_model, FeatureDraftHead):
+            raise DrafterError("the feature-head drafter needs a feature draft head trained for this target")
+        if not supports_hidden_states(target):
+            raise DrafterError(f"{type(target).__name__} does not expose the hidden states a feature head reads")
+        return FeatureDrafter(draft_model, settings, shape="dynamic" if shape == "chain" else shape)
     if name == "draft-model":
         if draft_model is None:
             raise DrafterError("the draft-model drafter needs a draft model (--draft-model NAME)")

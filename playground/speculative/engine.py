@@ -20,6 +20,7 @@ from playground.speculative.drafters import Drafter
 from playground.speculative.modeling import (
     TreeLogits,
     cache_length,
+    forward_hidden,
     forward_tokens,
     forward_tree,
     keep_positions,
@@ -149,7 +150,9 @@ def speculative_generate(
     context = list(prompt_ids)
     cache = new_cache()
     drafter.start(context)
-    if len(context) > 1:
+    if len(context) > 1 and drafter.wants_target_hidden:
+        drafter.observe_hidden(forward_hidden(model, cache, context[:-1]), context[1:])
+    elif len(context) > 1:
         logits = forward_tokens(model, cache, context[:-1], last_only=not drafter.wants_target_logits)
         if drafter.wants_target_logits:
             drafter.observe(context[:-1], logits)
@@ -182,6 +185,9 @@ def speculative_generate(
         if stop:
             break
         t3 = time.perf_counter()
+        if drafter.wants_target_hidden:  # the root's and the accepted nodes' rows, each with its successor
+            rows = [0, *(i + 1 for i in verdict.accepted)]
+            drafter.observe_hidden(logits.hidden(rows), [tree.tokens[i] for i in verdict.accepted] + [verdict.bonus])
         if drafter.wants_target_logits:
             inputs = [root, *tree.tokens]
             if drafter.observe_all_rows:

@@ -8,7 +8,6 @@ of the accepted path, and the layer-skipping self-draft that shares the target's
 from __future__ import annotations
 
 import copy
-import weakref
 from collections.abc import Sequence
 
 import torch
@@ -16,57 +15,6 @@ from torch import nn
 from transformers import DynamicCache, PreTrainedModel
 
 from playground.speculative.tree import DraftTree, causal_mask, tree_attention_mask, tree_position_ids
-
-
-class OneDNNLinear(nn.Module):
-    """A float32 ``nn.Linear`` on CPU whose weight oneDNN reordered once into its own blocked
-    layout. The default path (MKL sgemm) repacks the weight on every call, which for the 2-16
-    rows of a draft-tree pass costs about as much as the arithmetic: on SmolLM2-135M (one
-    thread, `bench/decoding_kernels.py`) the body took 60.3 ms before and 40.9 ms after for 8
-    tokens, 34.0 and 28.5 ms for one, and the LM head on 8 rows 14.9 and 7.7 ms. Same float32
-    arithmetic, other summation order (outputs agree to ~1e-6)."""
-
-    def __init__(self, linear: nn.Linear) -> None:
-        super().__init__()
-        self.weight, self.bias = linear.weight, linear.bias  # shared, for code that reads them
-        self.in_features, self.out_features = linear.in_features, linear.out_features
-        self._packed = torch.ops.mkldnn._reorder_linear_weight(linear.weight.detach(), 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        rows = x.reshape(-1, x.shape[-1])
-        bias = self.bias.detach() if self.bias is not None else None
-        out = torch.ops.mkldnn._linear_pointwise(rows, self._packed, bias, "none", [], "")
-        return out.reshape(*x.shape[:-1], out.shape[-1])
-
-
-_DECODING_VIEWS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def decoding_model(model: PreTrainedModel) -> PreTrainedModel:
-    """The model to decode with, plain and speculative alike: for a float32 model on CPU, a
-    view sharing every weight of ``model`` whose linear layers use :class:`OneDNNLinear`
-    (built once per model, kept while the model lives); otherwise ``model`` itself."""
-    if model.device.type != "cpu" or model.dtype != torch.float32 or not _onednn_available():
-        return model
-    view = _DECODING_VIEWS.get(model)
-    if view is None:
-        shared = {id(t): t for t in [*model.parameters(), *model.buffers()]}
-        view = copy.deepcopy(model, memo=shared)  # new modules, same tensors
-        for module in list(view.modules()):
-            for name, child in list(module.named_children()):
-                if type(child) is nn.Linear:
-                    setattr(module, name, OneDNNLinear(child))
-        view.eval()
-        _DECODING_VIEWS[model] = view
-    return view
-
-
-def _onednn_available() -> bool:
-    ops = getattr(torch.ops, "mkldnn", None)
-    try:
-        return bool(torch.backends.mkldnn.is_available()) and hasattr(ops, "_linear_pointwise")
-    except (AttributeError, RuntimeError):
-        return False
 
 
 def new_cache() -> DynamicCache:
@@ -171,6 +119,12 @@ class TreeLogits:
     def computed_rows(self) -> list[int]:
         return sorted(self._rows)
 
+    def hidden(self, rows: Sequence[int]) -> torch.Tensor:
+        """The target's final hidden states (what its head reads) at ``rows``."""
+        if self._hidden is None:
+            raise ValueError("this architecture's verification pass does not expose hidden states")
+        return self._hidden[list(rows)]
+
     def _apply_head(self, hidden: torch.Tensor) -> torch.Tensor:
         logits = self._head(hidden)
         if self._softcap is not None:
@@ -195,12 +149,38 @@ def forward_tree(model: PreTrainedModel, cache: DynamicCache, root_token: int, t
         "past_key_values": cache,
         "use_cache": True,
     }
-    config = model.config.get_text_config(decoder=True)
-    if config.model_type in _LAZY_HEAD_TYPES and hasattr(model, model.base_model_prefix):
+    if supports_hidden_states(model):
         hidden = getattr(model, model.base_model_prefix)(**kwargs).last_hidden_state[0]
-        softcap = getattr(config, "final_logit_softcapping", None)
+        softcap = getattr(model.config.get_text_config(decoder=True), "final_logit_softcapping", None)
         return TreeLogits(hidden, model.get_output_embeddings(), softcap, tree=tree)
     return TreeLogits(None, None, None, logits=model(**kwargs).logits[0])
+
+
+def supports_hidden_states(model: PreTrainedModel) -> bool:
+    """Whether verification can hand the target's final hidden states to a drafter (the
+    architectures whose head is exactly ``lm_head(base(...))``)."""
+    config = model.config.get_text_config(decoder=True)
+    return config.model_type in _LAZY_HEAD_TYPES and hasattr(model, model.base_model_prefix)
+
+
+@torch.inference_mode()
+def forward_hidden(model: PreTrainedModel, cache: DynamicCache, tokens: Sequence[int]) -> torch.Tensor:
+    """Append ``tokens`` causally to the cache; the final hidden states ``(len(tokens), hidden)``."""
+    if not supports_hidden_states(model):
+        raise ValueError(f"{type(model).__name__} does not expose final hidden states to drafters")
+    prefix = cache_length(cache)
+    device = model.device
+    n = len(tokens)
+    mask = _mask_argument(model, lambda w: causal_mask(n, prefix, _dtype(model), device, sliding_window=w))
+    base = getattr(model, model.base_model_prefix)
+    out = base(
+        input_ids=torch.tensor([list(tokens)], device=device),
+        attention_mask=mask,
+        position_ids=torch.arange(prefix, prefix + n, device=device)[None],
+        past_key_values=cache,
+        use_cache=True,
+    )
+    return out.last_hidden_state[0]
 
 
 @torch.inference_mode()
@@ -241,6 +221,27 @@ def forward_nodes(
     nodes at ``cache_slot[node]``; each new node sees the prefix, its cached ancestors and
     itself. Records the new nodes' slots and returns their logits ``(len(nodes), vocab)``.
     """
+    mask, positions = tree_level_inputs(model, cache, prefix_len, tree, nodes, cache_slot)
+    out = model(
+        input_ids=torch.tensor([[tree.tokens[i] for i in nodes]], device=model.device),
+        attention_mask=mask,
+        position_ids=positions,
+        past_key_values=cache,
+        use_cache=True,
+    )
+    return out.logits[0].float()
+
+
+def tree_level_inputs(
+    model: PreTrainedModel,
+    cache: DynamicCache,
+    prefix_len: int,
+    tree: DraftTree,
+    nodes: Sequence[int],
+    cache_slot: dict[int, int],
+) -> tuple[torch.Tensor | dict[str, torch.Tensor], torch.Tensor]:
+    """The attention mask and position ids that append tree ``nodes`` to a draft cache laid
+    out as :func:`forward_nodes` describes; records the nodes' cache slots."""
     start = cache_length(cache)
     device = model.device
     depths = tree.depths()
@@ -264,16 +265,10 @@ def forward_nodes(
         mask = torch.zeros(ok.shape, dtype=_dtype(model)).masked_fill_(~ok, torch.finfo(_dtype(model)).min)
         return mask[None, None].to(device)
 
-    out = model(
-        input_ids=torch.tensor([[tree.tokens[i] for i in nodes]], device=device),
-        attention_mask=_mask_argument(model, build),
-        position_ids=positions,
-        past_key_values=cache,
-        use_cache=True,
-    )
+    mask = _mask_argument(model, build)
     for row, node in enumerate(nodes):
         cache_slot[node] = start + row
-    return out.logits[0].float()
+    return mask, positions
 
 
 def keep_positions(cache: DynamicCache, keep: int, extra: Sequence[int] = ()) -> None:

@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from models.registry import get_spec, load_model
-from playground.speculative.compare import MAX_NEW_TOKENS, RunSettings, compare, to_json
+from playground.speculative.compare import MAX_NEW_TOKENS, RunSettings, compare, load_draft, to_json
 from playground.speculative.drafters import DRAFTER_NAMES, MAX_TREE_BUDGET, TREE_SHAPES
 from playground.speculative.hat_words import compare_words, to_json_words
 from playground.speculative.prompts import EXAMPLES
@@ -38,6 +38,7 @@ DRAFTER_HELP = {
     "suffix-automaton+token-recycling": "model-free: earlier matches first, recycled candidates fill the budget",
     "layer-skip": "the target with layers skipped drafts for itself (no training)",
     "draft-model": "a smaller model with the same tokenizer",
+    "feature-head": "EAGLE-style head trained on the target's own hidden states (shipped for SmolLM2-135M)",
 }
 
 CSS = """
@@ -302,12 +303,13 @@ def run_speculative(
     lm = load_model(target)
     # "Chat template" means: use it when the model has one (the tiny test models do not).
     settings = replace(settings, chat=bool(chat) and bool(getattr(lm.tokenizer, "chat_template", None)))
-    draft = None
     if drafter == "draft-model":
         if not draft_model:
             raise ValueError("Choose a draft model (same tokenizer as the target).")
         (draft_model,) = check_models(draft_model, config)
-        draft = load_model(draft_model).model
+    else:
+        draft_model = None  # the feature head is the one shipped for the target: no paths from users
+    draft = load_draft(drafter, target, lm.model, draft_model, load_model)
     comparison = compare(lm.model, lm.tokenizer, prompt, settings, draft_model=draft)
     data = to_json(comparison, lm.tokenizer)
     data["plain_tokens"] = comparison.plain.output_ids
@@ -426,10 +428,11 @@ def build_tab(config: AppConfig) -> None:
     state = gr.State(None)
 
     def on_drafter(name: str) -> tuple[Any, Any, Any]:
-        model_based = name in ("draft-model", "layer-skip")
+        model_based = name in ("draft-model", "layer-skip", "feature-head")
         return (
             gr.update(visible=name == "draft-model"),
-            gr.update(visible=model_based),
+            # The feature head was made for EAGLE-2's dynamic trees; the others start as chains.
+            gr.update(visible=model_based, **({"value": "dynamic"} if name == "feature-head" else {})),
             gr.update(info=DRAFTER_HELP.get(name, "")),
         )
 

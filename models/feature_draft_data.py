@@ -1,0 +1,238 @@
+"""Self-distillation data for a feature draft head: the target's own answers to generic
+instructions, with its last hidden state and greedy choice at every position.
+
+Usage::
+
+    python -m models.feature_draft_data --target smollm2-135m --out runs/feature-draft/data \
+        [--minutes 30] [--batch 8] [--max-new-tokens 160] [--seed 0]
+
+Prompts are built from the offline corpus (``python -m models.corpus``): generic instruction
+templates (stories, poems, explanations, letters, tips, dialogues...) about topics drawn from
+the corpus's own vocabulary, and tasks on passages of its training split (summarise, continue,
+rewrite, main idea). Nothing is taken from the bench's or the view's example prompts, and no
+template is chosen for them. The target answers greedily in its chat template (what the
+bench and the view decode), batched. A second, teacher-forced pass over each finished
+sequence records, per position ``j``: the token ``ids[j]``, the target's final hidden state
+``features[j]`` (after its last norm: what its LM head reads) and its greedy next token
+``labels[j]``. Shards of sequences are written as they finish, so the run can stop at any
+time (``--minutes``) and a rerun continues after the last shard.
+
+With ``--source corpus`` no text is generated: the teacher-forced pass runs over windows of
+the corpus itself (``--window`` tokens each, in order from a seeded offset), which gives
+about five times more positions per CPU second; the labels are still the target's greedy
+choices, the text is not its own.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse
+import collections
+import random
+import re
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CORPUS = REPO_ROOT / "data" / "corpus" / "en" / "train.txt"
+
+TOPIC_TASKS = (
+    "Write a short story about {topic}.",
+    "Write a poem about {topic}.",
+    "Explain {topic} to a ten-year-old.",
+    "Describe {topic} in a few paragraphs.",
+    "Write a letter to a friend about {topic}.",
+    "Give me three tips about {topic}.",
+    "What is the history of {topic}?",
+    "Write a blog post about {topic}.",
+    "Write a dialogue between two people who disagree about {topic}.",
+    "Why does {topic} matter?",
+    "Write a news report about {topic}.",
+    "List the pros and cons of {topic}.",
+    "Write a fairy tale that involves {topic}.",
+    "Describe a day in the life of someone who loves {topic}.",
+)
+PASSAGE_TASKS = (
+    "Summarize the following text in a few sentences.\n\n{passage}",
+    "Continue the following text.\n\n{passage}",
+    "Rewrite the following text in plain modern English.\n\n{passage}",
+    "What is the main idea of the following text?\n\n{passage}",
+    "Write three questions about the following text and answer them.\n\n{passage}",
+)
+
+
+def topic_words(text: str, skip_most_common: int = 50, keep: int = 4000) -> list[str]:
+    """Words that follow "the", "a" or "an" in the corpus (mostly nouns), by frequency,
+    without the most common ones."""
+    counts = collections.Counter(re.findall(r"\b(?:the|a|an) ([a-z]{4,14})\b", text))
+    ranked = [w for w, c in counts.most_common(skip_most_common + keep) if c >= 5]
+    return ranked[skip_most_common:]
+
+
+def passages(text: str, rng: random.Random, n: int, min_chars: int = 300, max_chars: int = 900) -> list[str]:
+    """``n`` windows of whole lines from the corpus."""
+    lines = [line for line in text.split("\n") if line.strip()]
+    out = []
+    while len(out) < n:
+        start = rng.randrange(len(lines))
+        chunk = ""
+        for line in lines[start:]:
+            if len(chunk) + len(line) > max_chars:
+                break
+            chunk += line + "\n"
+        if len(chunk) >= min_chars:
+            out.append(chunk.strip())
+    return out
+
+
+def build_prompts(corpus_text: str, n: int, seed: int = 0, passage_share: float = 0.35) -> list[str]:
+    """``n`` generic instructions, deterministic for ``seed``."""
+    rng = random.Random(seed)
+    words = topic_words(corpus_text)
+    n_passage = int(n * passage_share)
+    texts = passages(corpus_text, rng, n_passage)
+    prompts = [rng.choice(PASSAGE_TASKS).format(passage=p) for p in texts]
+    for _ in range(n - n_passage):
+        a, b = rng.sample(words, 2)
+        topic = rng.choice([f"the {a}", f"a {a}", f"{a} and {b}", f"the {a} of the {b}", a])
+        prompts.append(rng.choice(TOPIC_TASKS).format(topic=topic))
+    rng.shuffle(prompts)
+    return prompts
+
+
+def chat_ids(tokenizer, prompt: str) -> list[int]:
+    """The prompt as one user turn in the chat template, ready for the answer (as the
+    speculative view and bench encode it)."""
+    encoded = tokenizer.apply_chat_template(
+        [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=True
+    )
+    return [int(i) for i in (encoded["input_ids"] if hasattr(encoded, "keys") else encoded)]
+
+
+@torch.inference_mode()
+def generate_batch(model, tokenizer, prompts: list[str], max_new_tokens: int) -> list[list[int]]:
+    """Greedy answers in the chat template; prompt + answer ids per prompt (no padding)."""
+    encoded = [chat_ids(tokenizer, p) for p in prompts]
+    width = max(len(e) for e in encoded)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    input_ids = torch.tensor([[pad] * (width - len(e)) + e for e in encoded])
+    attention = torch.tensor([[0] * (width - len(e)) + [1] * len(e) for e in encoded])
+    out = model.generate(
+        input_ids=input_ids,
+        attention_mask=attention,
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        pad_token_id=pad,
+    )
+    eos = tokenizer.eos_token_id
+    sequences = []
+    for prompt_ids, row in zip(encoded, out[:, width:].tolist(), strict=True):
+        answer = []
+        for token in row:
+            answer.append(token)
+            if token == eos:
+                break
+        sequences.append(prompt_ids + answer)
+    return sequences
+
+
+@torch.inference_mode()
+def teacher_forced(model, sequences: list[list[int]]) -> list[dict[str, torch.Tensor]]:
+    """Final hidden states and greedy next tokens at every position (right-padded batch)."""
+    width = max(len(s) for s in sequences)
+    ids = torch.tensor([s + [0] * (width - len(s)) for s in sequences])
+    mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in sequences])
+    hidden = model.model(input_ids=ids, attention_mask=mask).last_hidden_state
+    labels = model.get_output_embeddings()(hidden).argmax(-1)
+    return [
+        {
+            "ids": torch.tensor(s, dtype=torch.int32),
+            "features": hidden[i, : len(s)].to(torch.float16).clone(),
+            "labels": labels[i, : len(s)].to(torch.int32).clone(),
+        }
+        for i, s in enumerate(sequences)
+    ]
+
+
+def corpus_windows(model, tokenizer, text: str, args: argparse.Namespace) -> int:
+    """Teacher-forced shards over consecutive token windows of the corpus."""
+    start = time.monotonic()
+    offset = random.Random(args.seed).randrange(len(text) // 2)
+    chars = args.window * 4 * args.batch  # about enough characters for one batch of windows
+    shard_index = len(sorted(args.out.glob("shard_*.pt")))
+    position = offset + shard_index * chars
+    while (time.monotonic() - start) / 60 <= args.minutes and position < len(text):
+        ids = tokenizer(text[position : position + chars])["input_ids"]
+        sequences = [ids[i : i + args.window] for i in range(0, len(ids) - args.window + 1, args.window)]
+        if sequences:
+            path = args.out / f"shard_{shard_index:05d}.pt"
+            torch.save(teacher_forced(model, sequences), path.with_suffix(".tmp"))
+            path.with_suffix(".tmp").rename(path)
+            print(f"shard {shard_index}: {len(sequences)} windows, {time.monotonic() - start:.0f} s", flush=True)
+            shard_index += 1
+        position += chars
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--target", default="smollm2-135m")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "runs" / "feature-draft" / "data")
+    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    parser.add_argument("--prompts", type=int, default=8000, help="prompts to build (the run may stop earlier)")
+    parser.add_argument("--minutes", type=float, default=30.0, help="stop starting new batches after this")
+    parser.add_argument("--batch", type=int, default=32, help="sequences per generate call and shard file")
+    parser.add_argument("--max-new-tokens", type=int, default=160)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (default: all cores)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--source", choices=("answers", "corpus"), default="answers")
+    parser.add_argument("--window", type=int, default=256, help="tokens per corpus window (--source corpus)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if not args.corpus.exists():
+        print(f"no corpus at {args.corpus}: run `python -m models.corpus` first", file=sys.stderr)
+        return 2
+    from models.cpu_kernels import decoding_model
+    from models.registry import load_model
+
+    lm = load_model(args.target)
+    model, tokenizer = decoding_model(lm.model), lm.tokenizer
+    corpus_text = args.corpus.read_text(encoding="utf-8")
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.source == "corpus":
+        return corpus_windows(model, tokenizer, corpus_text, args)
+    prompts = build_prompts(corpus_text, args.prompts, args.seed)
+    window = 8 * args.batch  # sorted by length within windows: batches of similar lengths pad little
+    prompts = [p for w in range(0, len(prompts), window) for p in sorted(prompts[w : w + window], key=len)]
+    done_shards = sorted(args.out.glob("shard_*.pt"))
+    start_prompt = len(done_shards) * args.batch
+    print(f"{len(prompts)} prompts; {len(done_shards)} shards done, continuing at prompt {start_prompt}", flush=True)
+    start = time.monotonic()
+    shard_index, tokens = len(done_shards), 0
+    for first in range(start_prompt, len(prompts), args.batch):
+        if (time.monotonic() - start) / 60 > args.minutes:
+            break
+        sequences = generate_batch(model, tokenizer, prompts[first : first + args.batch], args.max_new_tokens)
+        pending = teacher_forced(model, sequences)
+        path = args.out / f"shard_{shard_index:05d}.pt"
+        torch.save(pending, path.with_suffix(".tmp"))
+        path.with_suffix(".tmp").rename(path)
+        tokens += sum(len(p["ids"]) for p in pending)
+        print(
+            f"shard {shard_index}: {len(pending)} sequences, {tokens} tokens this run, "
+            f"{time.monotonic() - start:.0f} s",
+            flush=True,
+        )
+        shard_index += 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,300 @@
+"""Train a feature draft head (see ``models/feature_draft.py``) on self-distillation data.
+
+Usage::
+
+    python -m models.feature_draft_data --target smollm2-135m        # answers (runs/feature-draft/data)
+    python -m models.feature_draft_data --target smollm2-135m --source corpus --out runs/feature-draft/corpus
+    python -m models.train_feature_draft --target smollm2-135m --minutes 25 \
+        [--data runs/feature-draft/data] [--out assets/models/feature-draft/smollm2-135m]
+
+The same script runs on several GPUs with ``accelerate launch``. Every 20th sequence of the
+answers is held out; the extra (corpus) shards only train. Loss per position ``j`` (inputs: the target's feature ``h_j`` and the token
+``t_{j+1}``): smooth L1 between the predicted and the target's feature ``h_{j+1}``, plus
+cross-entropy of the draft logits against the target's greedy token after ``j+1``
+(EAGLE's two losses). Input features get uniform noise (EAGLE). With ``--unroll 2`` a second
+pass feeds the head its own predicted features instead of the target's, with the same
+losses, so that it learns to draft a second token from its first guess (the situation of
+every depth beyond 1 when drafting). Learning rate: warm-up, then cosine decay over the
+time budget. The log (CSV) has step, seconds, sequences seen, losses and held-out top-1
+accuracy at depth 1 and 2 (the latter with the head's own features as context).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse
+import collections
+import csv
+import json
+import math
+import random
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+
+from models.feature_draft import SHIPPED_HEADS, FeatureDraftConfig, FeatureDraftHead
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+Sequence_ = dict[str, torch.Tensor]
+
+
+def load_shards(directory: Path) -> list[Sequence_]:
+    sequences: list[Sequence_] = []
+    for path in sorted(directory.glob("shard_*.pt")):
+        sequences += torch.load(path, weights_only=True)
+    return sequences
+
+
+def split(sequences: list[Sequence_], every: int = 20) -> tuple[list[Sequence_], list[Sequence_]]:
+    """(train, held out): every ``every``-th sequence is held out."""
+    train = [s for i, s in enumerate(sequences) if i % every]
+    held = [s for i, s in enumerate(sequences) if not i % every]
+    return train, held
+
+
+def draft_vocabulary(sequences: list[Sequence_], size: int, always: list[int]) -> torch.Tensor:
+    """The ``size`` tokens the target predicts most often (its greedy labels), ``always`` first."""
+    counts = collections.Counter()
+    for s in sequences:
+        counts.update(s["labels"].tolist())
+    vocab = list(dict.fromkeys([*always, *(t for t, _ in counts.most_common(size))]))[:size]
+    return torch.tensor(vocab, dtype=torch.long)
+
+
+def make_batch(sequences: list[Sequence_], index_of: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Right-padded inputs (``h_j``, ``t_{j+1}``) and targets (``h_{j+1}``, greedy label at
+    ``j+1`` as a draft-vocabulary index or -100) for ``j`` in ``0..len-2``."""
+    width = max(len(s["ids"]) for s in sequences) - 1
+    hidden = sequences[0]["features"].shape[-1]
+    features = torch.zeros(len(sequences), width + 1, hidden)
+    ids = torch.zeros(len(sequences), width, dtype=torch.long)
+    labels = torch.full((len(sequences), width), -100, dtype=torch.long)
+    mask = torch.zeros(len(sequences), width, dtype=torch.long)
+    for row, s in enumerate(sequences):
+        n = len(s["ids"]) - 1
+        features[row, : n + 1] = s["features"].float()
+        ids[row, :n] = s["ids"][1:].long()
+        labels[row, :n] = index_of[s["labels"][1:].long()]
+        mask[row, :n] = 1
+    return {"inputs": features[:, :-1], "targets": features[:, 1:], "ids": ids, "labels": labels, "mask": mask}
+
+
+def losses(
+    head: FeatureDraftHead, batch: dict[str, torch.Tensor], noise: float, unroll: int, cls_weight: float = 0.1
+) -> tuple[torch.Tensor, list[tuple[float, float, int, int]]]:
+    """Summed loss over unroll depths; per depth (reg, cls, correct, counted)."""
+    mask = batch["mask"].bool()
+    inputs = batch["inputs"]
+    if noise > 0:
+        inputs = inputs + (torch.rand_like(inputs) * 2 - 1) * noise
+    total, stats = 0.0, []
+    for depth in range(unroll):
+        predicted = head(inputs, batch["ids"], attention_mask=batch["mask"])
+        reg = F.smooth_l1_loss(predicted[mask], batch["targets"][mask])
+        logits = head.draft_logits(predicted)
+        cls = F.cross_entropy(logits[mask], batch["labels"][mask], ignore_index=-100)
+        total = total + reg + cls_weight * cls
+        counted = batch["labels"][mask] >= 0
+        correct = int((logits[mask].argmax(-1) == batch["labels"][mask])[counted].sum())
+        stats.append((reg.item(), cls.item(), correct, int(counted.sum())))
+        if depth + 1 < unroll:
+            # Next pass: position j reads the head's prediction of h_j (made at j-1) instead of
+            # the target's h_j; position 0 keeps the target's (there is no earlier guess).
+            guess = predicted.detach()
+            inputs = torch.cat([batch["inputs"][:, :1], guess[:, :-1]], dim=1)
+            keep = torch.cat([torch.zeros_like(mask[:, :1]), mask[:, :-1]], dim=1) & mask
+            batch = {**batch, "labels": batch["labels"].masked_fill(~keep, -100)}
+    return total, stats
+
+
+@torch.no_grad()
+def evaluate(head: FeatureDraftHead, sequences: list[Sequence_], index_of: torch.Tensor, batch_size: int) -> dict:
+    """Held-out top-1 agreement with the target's greedy token at depth 1 and 2."""
+    head.eval()
+    sums = [[0, 0], [0, 0]]
+    for i in range(0, len(sequences), batch_size):
+        _, stats = losses(head, make_batch(sequences[i : i + batch_size], index_of), 0.0, 2)
+        for depth, (_, _, correct, counted) in enumerate(stats):
+            sums[depth][0] += correct
+            sums[depth][1] += counted
+    head.train()
+    return {f"acc_depth{d + 1}": round(c / max(n, 1), 4) for d, (c, n) in enumerate(sums)}
+
+
+def model_card(meta: dict) -> str:
+    """A short card from ``training.json``'s numbers."""
+    data, held = meta["data"], meta["held_out"]
+    return f"""# Feature draft head for `{meta["target"]}`
+
+An EAGLE-style draft head (`models/feature_draft.py`): from the target's final hidden state at
+position j and the token at j + 1 it predicts the hidden state at j + 1, with one Llama decoder
+layer; the target's own LM head, restricted to the {meta["draft_vocab"]:,} tokens it predicted
+most often in the training data, turns that into draft tokens. The head owns
+{meta["parameters"]:,} parameters; the token embedding and LM-head rows are the target's,
+taken when the head is loaded. Used by the `feature-head` drafter of
+`python -m playground.speculative` and the Speculative decoding tab.
+
+- Data: `{data["made_by"]}`; {data["sequences_train"]:,} sequences for training
+  ({data["tokens_train"]:,} tokens, prompts included), of which {data["sequences_train_corpus_windows"]:,} are windows of
+  the offline corpus read by the target (`--source corpus`); {data["sequences_held_out"]:,} answers held out.
+- Training: `python -m models.train_feature_draft --target {meta["target"]} --minutes {meta["minutes"]:g}`
+  ({meta["steps"]:,} steps of {meta["batch"]} sequences, peak learning rate {meta["lr"]:g}, input noise
+  {meta["noise"]:g}, unroll {meta["unroll"]}, token-loss weight {meta["cls_weight"]:g}), on this project's 2-core CPU machine.
+- Held out: the head's top draft token equals the target's greedy token {held["acc_depth1"]:.1%} of the
+  time from the target's features (depth 1) and {held["acc_depth2"]:.1%} from its own previous guess
+  (depth 2); the draft vocabulary contains the target's token {meta["held_out_label_coverage"]:.1%} of the time.
+- Lossless: the target verifies every drafted token over its full vocabulary, so decoding
+  output is the target's own whatever the head proposes.
+- Speed on this machine: `python bench/speculative.py` (`assets/reports/speculative.json`).
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--target", default="smollm2-135m")
+    parser.add_argument("--data", type=Path, default=REPO_ROOT / "runs" / "feature-draft" / "data", help="answers")
+    parser.add_argument(
+        "--extra-data",
+        type=Path,
+        nargs="*",
+        default=[REPO_ROOT / "runs" / "feature-draft" / "corpus"],
+        help="more shards used for training only (e.g. --source corpus ones; missing directories are skipped)",
+    )
+    parser.add_argument("--out", type=Path, help="default: assets/models/feature-draft/<target>")
+    parser.add_argument("--minutes", type=float, default=25.0)
+    parser.add_argument("--batch", type=int, default=8, help="sequences per step")
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--warmup", type=int, default=50, help="warm-up steps")
+    parser.add_argument("--draft-vocab", type=int, default=8192)
+    parser.add_argument("--noise", type=float, default=0.1, help="uniform input noise, times the feature scale")
+    parser.add_argument("--unroll", type=int, default=2, choices=(1, 2))
+    parser.add_argument("--cls-weight", type=float, default=0.1, help="weight of the token loss (EAGLE: 0.1)")
+    parser.add_argument("--eval-every", type=float, default=120.0, help="seconds between held-out evaluations")
+    parser.add_argument(
+        "--mixed-precision", choices=("no", "bf16", "fp16"), default="bf16", help="autocast (bf16: 1.7x faster on CPU)"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    out = args.out or SHIPPED_HEADS / args.target
+    torch.manual_seed(args.seed)
+    accelerator = Accelerator(mixed_precision=args.mixed_precision)
+
+    from models.registry import load_model
+
+    target = load_model(args.target).model.requires_grad_(False)  # shared with the head, never trained
+    sequences = load_shards(args.data)
+    if not sequences:
+        print(f"no data in {args.data}: run `python -m models.feature_draft_data` first", file=sys.stderr)
+        return 2
+    train, held = split(sequences)
+    extra = [s for d in args.extra_data if d.exists() for s in load_shards(d)]
+    train += extra
+    eos = target.generation_config.eos_token_id
+    always = [eos] if isinstance(eos, int) else list(eos or [])
+    vocab = draft_vocabulary(train, args.draft_vocab, always)
+    config = FeatureDraftConfig.for_target(target, args.target, len(vocab))
+    head = FeatureDraftHead(config)
+    head.draft_vocab.copy_(vocab)
+    head.attach_target(target)
+    index_of = torch.full((config.target_vocab_size,), -100, dtype=torch.long)
+    index_of[vocab] = torch.arange(len(vocab))
+    scale = float(torch.cat([s["features"][:64].float() for s in train[:200]]).std())
+    label_cover = sum(int((index_of[s["labels"].long()] >= 0).sum()) for s in held) / sum(
+        len(s["labels"]) for s in held
+    )
+
+    optimizer = torch.optim.AdamW(head.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.0)
+    head, optimizer = accelerator.prepare(head, optimizer)
+    raw = accelerator.unwrap_model(head)
+    out.mkdir(parents=True, exist_ok=True)
+    log_path = out / "train_log.csv"
+    log = csv.writer(log_path.open("w", newline=""))
+    log.writerow(["step", "seconds", "sequences", "reg", "cls", "reg2", "cls2", "acc_depth1", "acc_depth2"])
+    accelerator.print(
+        f"{len(train)} train / {len(held)} held-out sequences, "
+        f"{sum(len(s['ids']) for s in train)} train tokens; draft vocabulary {len(vocab)} covers "
+        f"{label_cover:.1%} of held-out labels; feature scale {scale:.3f}"
+    )
+    rng = random.Random(args.seed)
+    budget, start, step, seen, last_eval = args.minutes * 60, time.monotonic(), 0, 0, -1e9
+    order: list[int] = []
+    metrics: dict = {}
+    while True:
+        elapsed = time.monotonic() - start
+        if elapsed >= budget:
+            break
+        if not order:
+            order = list(range(len(train)))
+            rng.shuffle(order)
+        picks, order = order[: args.batch], order[args.batch :]
+        warm = min(1.0, (step + 1) / args.warmup)
+        lr = args.lr * warm * 0.5 * (1 + math.cos(math.pi * min(1.0, elapsed / budget)))
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        batch = make_batch([train[i] for i in picks], index_of)
+        batch = {k: v.to(accelerator.device) for k, v in batch.items()}
+        with accelerator.autocast():
+            loss, stats = losses(
+                raw if accelerator.num_processes == 1 else head,
+                batch,
+                args.noise * scale,
+                args.unroll,
+                args.cls_weight,
+            )
+        optimizer.zero_grad(set_to_none=True)
+        accelerator.backward(loss)
+        accelerator.clip_grad_norm_(head.parameters(), 0.5)
+        optimizer.step()
+        step, seen = step + 1, seen + len(picks) * accelerator.num_processes
+        if elapsed - last_eval >= args.eval_every or time.monotonic() - start >= budget:
+            metrics = evaluate(raw, held, index_of, args.batch) if accelerator.is_main_process else {}
+            last_eval = elapsed
+            accelerator.print(f"step {step} {elapsed:.0f}s seen {seen} loss {float(loss):.3f} {metrics}", flush=True)
+        second = stats[1] if len(stats) > 1 else (float("nan"), float("nan"))
+        log.writerow(
+            [step, round(elapsed, 1), seen, round(stats[0][0], 5), round(stats[0][1], 4), round(second[0], 5),
+             round(second[1], 4), metrics.get("acc_depth1", ""), metrics.get("acc_depth2", "")]
+        )  # fmt: skip
+        metrics = {}
+    final = evaluate(raw, held, index_of, args.batch)
+    if accelerator.is_main_process:
+        raw.save_pretrained(out)
+        meta = {
+            "target": args.target,
+            "data": {
+                "sequences_train": len(train),
+                "sequences_train_corpus_windows": len(extra),
+                "sequences_held_out": len(held),
+                "tokens_train": sum(len(s["ids"]) for s in train),
+                "made_by": "python -m models.feature_draft_data (greedy answers of the target in its chat template)",
+            },
+            "draft_vocab": len(vocab),
+            "held_out_label_coverage": round(label_cover, 4),
+            "steps": step,
+            "sequences_seen": seen,
+            "minutes": args.minutes,
+            "lr": args.lr,
+            "batch": args.batch,
+            "noise": args.noise,
+            "unroll": args.unroll,
+            "cls_weight": args.cls_weight,
+            "mixed_precision": args.mixed_precision,
+            "parameters": sum(p.numel() for p in raw.parameters()),
+            "held_out": final,
+        }
+        (out / "training.json").write_text(json.dumps(meta, indent=1) + "\n")
+        (out / "README.md").write_text(model_card(meta), encoding="utf-8")
+        accelerator.print(json.dumps(meta))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
