@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         if elapsed - last_eval >= args.eval_every or time.monotonic() - start >= budget:
             metrics = evaluate(raw, held, index_of, args.batch) if accelerator.is_main_process else {}
             last_eval = elapsed
-            accelerator.print(f"step {step} {elapsed:.0f}s seen {seen} loss {float(loss):.3f} {metrics}", flush=True)
+            accelerator.print(f"step {step} {elapsed:.0f}s seen {seen} loss {loss.item():.3f} {metrics}", flush=True)
         second = stats[1] if len(stats) > 1 else (float("nan"), float("nan"))
         log.writerow(
             [step, round(elapsed, 1), seen, round(stats[0][0], 5), round(stats[0][1], 4), round(second[0], 5),

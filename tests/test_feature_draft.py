@@ -1,0 +1,91 @@
+"""The feature draft head's data and training scripts, end to end on a tiny model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from conftest import SENTENCES
+
+import models  # noqa: F401  (OMP_WAIT_POLICY before torch threads start)
+from models.feature_draft import load_feature_head
+from models.feature_draft_data import build_prompts
+from models.feature_draft_data import main as data_main
+from models.train_feature_draft import draft_vocabulary, make_batch, split
+from models.train_feature_draft import main as train_main
+from playground.speculative.prompts import GROUNDED_PROMPT, OPEN_ENDED_PROMPT
+
+NOUNS = [f"{c}{v}nter" for c in "bcdfghjklmnprst" for v in "aeiou"]  # 75 made-up nouns
+CORPUS = "\n".join(
+    f"The {a} met a {b} near the {a}, and the {b} said hello to the {a}."
+    for a, b in zip(NOUNS, NOUNS[1:] + NOUNS[:1], strict=True)
+)
+
+
+def test_prompts_are_deterministic_and_generic() -> None:
+    first, again, other = (
+        build_prompts(CORPUS * 20, 50, 0),
+        build_prompts(CORPUS * 20, 50, 0),
+        build_prompts(CORPUS * 20, 50, 1),
+    )
+    assert first == again and first != other and len(first) == 50
+    assert any("\n\n" in p for p in first) and any("\n\n" not in p for p in first)  # passage and topic tasks
+    assert GROUNDED_PROMPT not in first and OPEN_ENDED_PROMPT not in first
+
+
+def test_batches_pair_each_feature_with_the_next_token_and_targets() -> None:
+    seqs = [
+        {
+            "ids": torch.tensor([5, 6, 7, 8]),
+            "features": torch.randn(4, 3).half(),
+            "labels": torch.tensor([6, 7, 9, 2]),
+        },
+        {"ids": torch.tensor([1, 2]), "features": torch.randn(2, 3).half(), "labels": torch.tensor([2, 4])},
+    ]
+    vocab = draft_vocabulary(seqs, 4, always=[2])
+    assert vocab[0] == 2 and len(vocab) == 4
+    index_of = torch.full((10,), -100, dtype=torch.long)
+    index_of[vocab] = torch.arange(len(vocab))
+    batch = make_batch(seqs, index_of)
+    assert batch["ids"].tolist() == [[6, 7, 8], [2, 0, 0]]
+    assert batch["mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
+    torch.testing.assert_close(batch["inputs"][0], seqs[0]["features"][:3].float())
+    torch.testing.assert_close(batch["targets"][0], seqs[0]["features"][1:].float())
+    assert batch["labels"][0].tolist() == index_of[torch.tensor([7, 9, 2])].tolist()
+    assert batch["labels"][1, 1:].tolist() == [-100, -100]
+    train, held = split(list(range(45)), every=20)  # type: ignore[arg-type]
+    assert held == [0, 20, 40] and len(train) == 42
+
+
+def test_data_then_training_then_drafting(tiny_bpe_dir: Path, tmp_path: Path) -> None:
+    """Corpus windows through the target, a short training run, and the saved head drafts."""
+    from models.registry import load_model
+    from playground.speculative.drafters import DraftSettings, make_drafter
+    from playground.speculative.engine import plain_generate, speculative_generate
+
+    corpus = tmp_path / "train.txt"
+    corpus.write_text("\n".join(SENTENCES * 10) + "\n" + CORPUS * 4, encoding="utf-8")
+    name = f"hf:{tiny_bpe_dir}"
+    data = tmp_path / "data"
+    args = ["--target", name, "--source", "corpus", "--corpus", str(corpus), "--out", str(data)]
+    assert data_main([*args, "--window", "16", "--batch", "8", "--minutes", "1"]) == 0
+    shards = sorted(data.glob("shard_*.pt"))
+    assert shards
+    first = torch.load(shards[0], weights_only=True)[0]
+    assert first["features"].shape == (16, 32) and first["labels"].shape == (16,)
+
+    out = tmp_path / "head"
+    train_args = ["--target", name, "--data", str(data), "--extra-data", "--out", str(out), "--minutes", "0.05"]
+    assert train_main([*train_args, "--batch", "4", "--draft-vocab", "64", "--mixed-precision", "no"]) == 0
+    meta = json.loads((out / "training.json").read_text())
+    assert meta["steps"] >= 1 and 0.0 <= meta["held_out"]["acc_depth1"] <= 1.0 and meta["draft_vocab"] <= 64
+    assert "# Feature draft head" in (out / "README.md").read_text()
+    assert (out / "train_log.csv").read_text().startswith("step,")
+
+    target = load_model(name).model
+    head = load_feature_head(out, target)
+    prompt = target.config.bos_token_id, 40, 41, 42, 40, 41
+    drafter = make_drafter("feature-head", target, DraftSettings(6, 4), draft_model=head, shape="dynamic")
+    spec = speculative_generate(target, list(prompt), drafter, max_new_tokens=12)
+    assert spec.output_ids == plain_generate(target, list(prompt), max_new_tokens=12).output_ids
