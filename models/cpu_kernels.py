@@ -46,13 +46,22 @@ def decoding_model(model: PreTrainedModel) -> PreTrainedModel:
     if view is None:
         shared = {id(t): t for t in [*model.parameters(), *model.buffers()]}
         view = copy.deepcopy(model, memo=shared)  # new modules, same tensors
-        for module in list(view.modules()):
-            for name, child in list(module.named_children()):
-                if type(child) is nn.Linear:
-                    setattr(module, name, OneDNNLinear(child))
+        use_onednn_linears(view)
         view.eval()
         _DECODING_VIEWS[model] = view
     return view
+
+
+def use_onednn_linears(module: nn.Module) -> nn.Module:
+    """Swap every float32 ``nn.Linear`` inside ``module`` for a :class:`OneDNNLinear` sharing its
+    weights, in place (for modules only ever used to decode on CPU); returns ``module``."""
+    if not _onednn_available():
+        return module
+    for parent in list(module.modules()):
+        for name, child in list(parent.named_children()):
+            if type(child) is nn.Linear and child.weight.device.type == "cpu" and child.weight.dtype == torch.float32:
+                setattr(parent, name, OneDNNLinear(child))
+    return module
 
 
 def _onednn_available() -> bool:

