@@ -168,19 +168,24 @@ def forward_hidden(model: PreTrainedModel, cache: DynamicCache, tokens: Sequence
     """Append ``tokens`` causally to the cache; the final hidden states ``(len(tokens), hidden)``."""
     if not supports_hidden_states(model):
         raise ValueError(f"{type(model).__name__} does not expose final hidden states to drafters")
+    base = getattr(model, model.base_model_prefix)
+    return base(**_causal_inputs(model, cache, tokens)).last_hidden_state[0]
+
+
+def _causal_inputs(model: PreTrainedModel, cache: DynamicCache, tokens: Sequence[int]) -> dict:
+    """Keyword arguments that append ``tokens`` causally to ``cache``."""
     prefix = cache_length(cache)
     device = model.device
     n = len(tokens)
-    mask = _mask_argument(model, lambda w: causal_mask(n, prefix, _dtype(model), device, sliding_window=w))
-    base = getattr(model, model.base_model_prefix)
-    out = base(
-        input_ids=torch.tensor([list(tokens)], device=device),
-        attention_mask=mask,
-        position_ids=torch.arange(prefix, prefix + n, device=device)[None],
-        past_key_values=cache,
-        use_cache=True,
-    )
-    return out.last_hidden_state[0]
+    return {
+        "input_ids": torch.tensor([list(tokens)], device=device),
+        "attention_mask": _mask_argument(
+            model, lambda w: causal_mask(n, prefix, _dtype(model), device, sliding_window=w)
+        ),
+        "position_ids": torch.arange(prefix, prefix + n, device=device)[None],
+        "past_key_values": cache,
+        "use_cache": True,
+    }
 
 
 @torch.inference_mode()
@@ -191,18 +196,7 @@ def forward_tokens(
     last_only: bool = False,
 ) -> torch.Tensor:
     """Append ``tokens`` causally to the cache; float32 logits ``(len(tokens) or 1, vocab)``."""
-    prefix = cache_length(cache)
-    device = model.device
-    n = len(tokens)
-    mask = _mask_argument(model, lambda w: causal_mask(n, prefix, _dtype(model), device, sliding_window=w))
-    out = model(
-        input_ids=torch.tensor([list(tokens)], device=device),
-        attention_mask=mask,
-        position_ids=torch.arange(prefix, prefix + n, device=device)[None],
-        past_key_values=cache,
-        use_cache=True,
-        logits_to_keep=1 if last_only else 0,
-    )
+    out = model(**_causal_inputs(model, cache, tokens), logits_to_keep=1 if last_only else 0)
     return out.logits[0].float()
 
 
