@@ -39,8 +39,11 @@ _DECODING_VIEWS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 def decoding_model(model: PreTrainedModel) -> PreTrainedModel:
     """The model to decode with, plain and speculative alike: for a float32 model on CPU, a
     view sharing every weight of ``model`` whose linear layers use :class:`OneDNNLinear`
-    (built once per model, kept while the model lives); otherwise ``model`` itself."""
+    (built once per model, kept while the model lives); otherwise, or when no plain
+    ``nn.Linear`` is left to swap (a model already made ready to decode), ``model`` itself."""
     if model.device.type != "cpu" or model.dtype != torch.float32 or not _onednn_available():
+        return model
+    if not any(type(m) is nn.Linear for m in model.modules()):
         return model
     view = _DECODING_VIEWS.get(model)
     if view is None:
@@ -55,12 +58,22 @@ def decoding_model(model: PreTrainedModel) -> PreTrainedModel:
 def use_onednn_linears(module: nn.Module) -> nn.Module:
     """Swap every float32 ``nn.Linear`` inside ``module`` for a :class:`OneDNNLinear` sharing its
     weights, in place (for modules only ever used to decode on CPU); returns ``module``."""
-    if not _onednn_available():
-        return module
     for parent in list(module.modules()):
         for name, child in list(parent.named_children()):
-            if type(child) is nn.Linear and child.weight.device.type == "cpu" and child.weight.dtype == torch.float32:
-                setattr(parent, name, OneDNNLinear(child))
+            setattr(parent, name, onednn_linear(child))
+    return module
+
+
+def onednn_linear(module: nn.Module) -> nn.Module:
+    """``module`` as a :class:`OneDNNLinear` when it is a float32 ``nn.Linear`` on CPU and
+    oneDNN is available; otherwise ``module`` itself."""
+    if (
+        type(module) is nn.Linear
+        and module.weight.device.type == "cpu"
+        and module.weight.dtype == torch.float32
+        and _onednn_available()
+    ):
+        return OneDNNLinear(module)
     return module
 
 

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from transformers import LlamaConfig, LlamaModel, PreTrainedConfig, PreTrainedModel
 
-from models.cpu_kernels import use_onednn_linears
+from models.cpu_kernels import onednn_linear, use_onednn_linears
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_HEADS = REPO_ROOT / "assets" / "models" / "feature-draft"  # <target registry name>/
@@ -130,8 +130,7 @@ class FeatureDraftHead(PreTrainedModel):
         oneDNN with its weight reordered once, as ``decoding_model`` does for the target."""
         self.eval()
         use_onednn_linears(self)
-        if type(self._draft_lm) is nn.Linear:
-            object.__setattr__(self, "_draft_lm", use_onednn_linears(nn.Sequential(self._draft_lm))[0])
+        object.__setattr__(self, "_draft_lm", onednn_linear(self._draft_lm))
         return self
 
     @property

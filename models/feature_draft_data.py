@@ -39,6 +39,8 @@ from pathlib import Path
 
 import torch
 
+from models.generate import chat_prompt_ids
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CORPUS = REPO_ROOT / "data" / "corpus" / "en" / "train.txt"
 
@@ -106,19 +108,10 @@ def build_prompts(corpus_text: str, n: int, seed: int = 0, passage_share: float 
     return prompts
 
 
-def chat_ids(tokenizer, prompt: str) -> list[int]:
-    """The prompt as one user turn in the chat template, ready for the answer (as the
-    speculative view and bench encode it)."""
-    encoded = tokenizer.apply_chat_template(
-        [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=True
-    )
-    return [int(i) for i in (encoded["input_ids"] if hasattr(encoded, "keys") else encoded)]
-
-
 @torch.inference_mode()
 def generate_batch(model, tokenizer, prompts: list[str], max_new_tokens: int) -> list[list[int]]:
     """Greedy answers in the chat template; prompt + answer ids per prompt (no padding)."""
-    encoded = [chat_ids(tokenizer, p) for p in prompts]
+    encoded = [chat_prompt_ids(tokenizer, p) for p in prompts]  # as the view and the bench encode them
     width = max(len(e) for e in encoded)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     input_ids = torch.tensor([[pad] * (width - len(e)) + e for e in encoded])
@@ -160,22 +153,28 @@ def teacher_forced(model, sequences: list[list[int]]) -> list[dict[str, torch.Te
     ]
 
 
+def save_shard(directory: Path, records: list[dict[str, torch.Tensor]]) -> int:
+    """Write ``records`` as the next ``shard_NNNNN.pt`` (atomically: a stopped run leaves no
+    partial shard); its index."""
+    index = len(list(directory.glob("shard_*.pt")))
+    path = directory / f"shard_{index:05d}.pt"
+    torch.save(records, path.with_suffix(".tmp"))
+    path.with_suffix(".tmp").rename(path)
+    return index
+
+
 def corpus_windows(model, tokenizer, text: str, args: argparse.Namespace) -> int:
     """Teacher-forced shards over consecutive token windows of the corpus."""
     start = time.monotonic()
     offset = random.Random(args.seed).randrange(len(text) // 2)
     chars = args.window * 4 * args.batch  # about enough characters for one batch of windows
-    shard_index = len(sorted(args.out.glob("shard_*.pt")))
-    position = offset + shard_index * chars
+    position = offset + len(list(args.out.glob("shard_*.pt"))) * chars
     while (time.monotonic() - start) / 60 <= args.minutes and position < len(text):
         ids = tokenizer(text[position : position + chars])["input_ids"]
         sequences = [ids[i : i + args.window] for i in range(0, len(ids) - args.window + 1, args.window)]
         if sequences:
-            path = args.out / f"shard_{shard_index:05d}.pt"
-            torch.save(teacher_forced(model, sequences), path.with_suffix(".tmp"))
-            path.with_suffix(".tmp").rename(path)
-            print(f"shard {shard_index}: {len(sequences)} windows, {time.monotonic() - start:.0f} s", flush=True)
-            shard_index += 1
+            index = save_shard(args.out, teacher_forced(model, sequences))
+            print(f"shard {index}: {len(sequences)} windows, {time.monotonic() - start:.0f} s", flush=True)
         position += chars
     return 0
 
@@ -214,23 +213,18 @@ def main(argv: list[str] | None = None) -> int:
     done_shards = sorted(args.out.glob("shard_*.pt"))
     start_prompt = len(done_shards) * args.batch
     print(f"{len(prompts)} prompts; {len(done_shards)} shards done, continuing at prompt {start_prompt}", flush=True)
-    start = time.monotonic()
-    shard_index, tokens = len(done_shards), 0
+    start, tokens = time.monotonic(), 0
     for first in range(start_prompt, len(prompts), args.batch):
         if (time.monotonic() - start) / 60 > args.minutes:
             break
         sequences = generate_batch(model, tokenizer, prompts[first : first + args.batch], args.max_new_tokens)
-        pending = teacher_forced(model, sequences)
-        path = args.out / f"shard_{shard_index:05d}.pt"
-        torch.save(pending, path.with_suffix(".tmp"))
-        path.with_suffix(".tmp").rename(path)
-        tokens += sum(len(p["ids"]) for p in pending)
+        records = teacher_forced(model, sequences)
+        index = save_shard(args.out, records)
+        tokens += sum(len(r["ids"]) for r in records)
         print(
-            f"shard {shard_index}: {len(pending)} sequences, {tokens} tokens this run, "
-            f"{time.monotonic() - start:.0f} s",
+            f"shard {index}: {len(records)} sequences, {tokens} tokens this run, {time.monotonic() - start:.0f} s",
             flush=True,
         )
-        shard_index += 1
     return 0
 
 

@@ -11,6 +11,14 @@ from models.hat import HATForCausalLM
 from models.registry import RegistryError, load_model
 
 
+def chat_prompt_ids(tokenizer, prompt: str) -> list[int]:
+    """``prompt`` as one user turn in the tokenizer's chat template, ready for the answer."""
+    encoded = tokenizer.apply_chat_template(
+        [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=True
+    )
+    return [int(i) for i in (encoded["input_ids"] if hasattr(encoded, "keys") else encoded)]
+
+
 def generate(
     name: str,
     prompt: str,

@@ -227,10 +227,10 @@ def main(argv: list[str] | None = None) -> int:
     budget, start, step, seen, last_eval = args.minutes * 60, time.monotonic(), 0, 0, -1e9
     order: list[int] = []
     metrics: dict = {}
-    while True:
+    held_out: dict = {}  # the latest evaluation; the last step always evaluates
+    done = budget <= 0
+    while not done:
         elapsed = time.monotonic() - start
-        if elapsed >= budget:
-            break
         if not order:
             order = list(range(len(train)))
             rng.shuffle(order)
@@ -254,8 +254,9 @@ def main(argv: list[str] | None = None) -> int:
         accelerator.clip_grad_norm_(head.parameters(), 0.5)
         optimizer.step()
         step, seen = step + 1, seen + len(picks) * accelerator.num_processes
-        if elapsed - last_eval >= args.eval_every or time.monotonic() - start >= budget:
-            metrics = evaluate(raw, held, index_of, args.batch) if accelerator.is_main_process else {}
+        done = time.monotonic() - start >= budget
+        if elapsed - last_eval >= args.eval_every or done:
+            metrics = held_out = evaluate(raw, held, index_of, args.batch) if accelerator.is_main_process else {}
             last_eval = elapsed
             accelerator.print(f"step {step} {elapsed:.0f}s seen {seen} loss {loss.item():.3f} {metrics}", flush=True)
         second = stats[1] if len(stats) > 1 else (float("nan"), float("nan"))
@@ -264,7 +265,6 @@ def main(argv: list[str] | None = None) -> int:
              round(second[1], 4), metrics.get("acc_depth1", ""), metrics.get("acc_depth2", "")]
         )  # fmt: skip
         metrics = {}
-    final = evaluate(raw, held, index_of, args.batch)
     if accelerator.is_main_process:
         raw.save_pretrained(out)
         meta = {
@@ -288,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
             "cls_weight": args.cls_weight,
             "mixed_precision": args.mixed_precision,
             "parameters": sum(p.numel() for p in raw.parameters()),
-            "held_out": final,
+            "held_out": held_out or evaluate(raw, held, index_of, args.batch),
         }
         (out / "training.json").write_text(json.dumps(meta, indent=1) + "\n")
         (out / "README.md").write_text(model_card(meta), encoding="utf-8")

@@ -10,7 +10,8 @@ from typing import Any
 from transformers import PreTrainedModel
 
 from models.cpu_kernels import decoding_model
-from models.feature_draft import FeatureDraftHead, load_feature_head, shipped_head_path
+from models.feature_draft import load_feature_head, shipped_head_path
+from models.generate import chat_prompt_ids
 from playground.speculative.drafters import (
     DRAFTER_NAMES,
     TREE_SHAPES,
@@ -81,10 +82,7 @@ def encode_prompt(tokenizer: Any, prompt: str, chat: bool = False) -> list[int]:
     if chat:
         if not getattr(tokenizer, "chat_template", None):
             raise SpeculativeInputError("this model's tokenizer has no chat template; run without chat")
-        encoded = tokenizer.apply_chat_template(
-            [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=True
-        )
-        ids = encoded["input_ids"] if hasattr(encoded, "keys") else encoded
+        ids = chat_prompt_ids(tokenizer, prompt)
     else:
         ids = tokenizer(prompt)["input_ids"]
     ids = [int(i) for i in ids]
@@ -162,8 +160,7 @@ def compare(
             f"exceeds the model's {limit} positions"
         )
     model = decoding_model(model)  # both decodings below run the same (CPU-tuned) view
-    if draft_model is not None and not isinstance(draft_model, FeatureDraftHead):
-        draft_model = decoding_model(draft_model)
+    draft_model = decoding_model(draft_model) if draft_model is not None else None
     drafter = build_drafter(settings, model, draft_model)
     eos = eos_token_ids(model, tokenizer)
     forward_tokens(model, new_cache(), prompt_ids[:1], last_only=True)  # warm-up, not timed
