@@ -60,6 +60,10 @@ TRAINED_MODELS_DIR = REPO_ROOT / "assets" / "models"
 # exactly representable in 16 bits, and float32 keeps the outputs bit-identical to the GGUF.
 PRETRAINED_CACHE_DTYPE = torch.float32
 _COMPLETE_MARKER = ".complete"
+# transformers' from_pretrained swaps process-wide state while it builds a model (patched torch
+# functions, init contexts), so two threads loading different models at once can corrupt each
+# other; loads of *different* names (which the per-name locks allow) take this lock in turn.
+_FROM_PRETRAINED_LOCK = threading.Lock()
 
 # Tokenizer kinds, for display.
 TOKENIZER_BYTE_LEVEL_BPE = "byte-level BPE"
@@ -593,7 +597,8 @@ class Registry:
         if qconfig is not None:
             kwargs.update(quantization_config=qconfig, device_map="auto")
         try:
-            model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+            with _FROM_PRETRAINED_LOCK:
+                model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
         except (ValueError, OSError) as err:
             if is_hf and "trust_remote_code" in str(err):
                 raise ModelUnavailableError(
@@ -658,9 +663,10 @@ class Registry:
         scratch.mkdir(parents=True, exist_ok=True)
         gguf = PRETRAINED[name].locate(scratch)
         tokenizer = self._pretrained_tokenizer(name, gguf=gguf)
-        gguf_model = AutoModelForCausalLM.from_pretrained(
-            gguf.parent, gguf_file=gguf.name, dtype=PRETRAINED_CACHE_DTYPE
-        )
+        with _FROM_PRETRAINED_LOCK:
+            gguf_model = AutoModelForCausalLM.from_pretrained(
+                gguf.parent, gguf_file=gguf.name, dtype=PRETRAINED_CACHE_DTYPE
+            )
         # A GGUF-loaded model refuses save_pretrained ("quantized with gguf and not serializable"),
         # but its weights are already de-quantized: copy them into a plain model of the same config.
         config = gguf_model.config
