@@ -286,7 +286,10 @@ def test_pretrained_cache_is_built_atomically(
 
     def slow_tiny_model_as_gguf(self: Registry, name: str, scratch: Path) -> tuple[object, object]:
         time.sleep(0.3)  # both builders are inside the critical section together
-        return AutoModelForCausalLM.from_pretrained(tiny_bpe_dir), AutoTokenizer.from_pretrained(tiny_bpe_dir)
+        # As the real _load_gguf: concurrent from_pretrained calls corrupt transformers' global
+        # state for the rest of the process (later loads left weights on the meta device).
+        with reg._FROM_PRETRAINED_LOCK:
+            return AutoModelForCausalLM.from_pretrained(tiny_bpe_dir), AutoTokenizer.from_pretrained(tiny_bpe_dir)
 
     monkeypatch.setattr(Registry, "_load_gguf", slow_tiny_model_as_gguf)
     monkeypatch.setattr(Registry, "_cache_key", lambda self, name: f"{name}-test")
