@@ -6,7 +6,12 @@ For n = 1, 2, 4, 8, 16 tokens appended to a 300-token cache: the median time of 
 (all decoder layers, no LM head) and of the LM head on n rows, for
 - ``fp32-default``: the model as loaded (MKL sgemm),
 - ``fp32-onednn``: `decoding_model`'s view (linear layers on oneDNN, weights reordered once),
-- ``bf16``: a bfloat16 copy (for comparison only: the speculative engine stays in fp32, see README).
+- ``fp16-weights``: `decoding_model(model, "float16")` (`HalfWeightLinear`: float16 weights,
+  float32 activations; a tree pass computes per row exactly what single steps compute);
+- ``bf16``: a bfloat16 copy (for comparison only: batched and single passes round differently);
+and for the feature draft head shipped for the model (if any), one drafting level (head layer
+on n rows, then its draft LM head) with ``fp32-onednn`` and with ``fp16-weights``
+(`HalfWeightLinear`, what the drafter uses: a draft's precision cannot change the output).
 A draft tree of n - 1 nodes costs about body[n] + head[rows reached] against body[1] + head[1] for
 a plain step, which bounds what speculative decoding can gain.
 """
@@ -29,7 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 
-from models.cpu_kernels import decoding_model
+from models.cpu_kernels import decoding_model, onednn_linear, use_onednn_linears
+from models.feature_draft import FeatureDraftHead, shipped_head_path
 from models.registry import load_model
 from playground.speculative.compare import encode_prompt
 from playground.speculative.modeling import crop_to, forward_tokens, new_cache
@@ -73,6 +79,30 @@ def costs(model, prompt_ids: list[int], repeats: int) -> dict[str, dict[str, flo
     return {"body_ms": body, "head_ms": heads}
 
 
+@torch.inference_mode()
+def head_level_costs(head: FeatureDraftHead, repeats: int) -> dict[str, float]:
+    """Median ms of one drafting level on n rows, on top of a 300-position head cache."""
+    width = head.config.hidden_size
+    cache = new_cache()
+    head(torch.randn(1, 300, width), torch.zeros(1, 300, dtype=torch.long), past_key_values=cache, use_cache=True)
+    out = {}
+    for n in SIZES:
+
+        def level(n: int = n) -> None:
+            predicted = head(
+                torch.randn(1, n, width),
+                torch.zeros(1, n, dtype=torch.long),
+                position_ids=torch.full((1, n), 300),
+                past_key_values=cache,
+                use_cache=True,
+            )
+            head.draft_logits(predicted[0])
+            crop_to(cache, 300)
+
+        out[str(n)] = _median_ms(level, repeats)
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=1)
@@ -94,7 +124,18 @@ def main(argv: list[str] | None = None) -> None:
     view = decoding_model(model)
     if view is not model:
         result["fp32-onednn"] = costs(view, prompt_ids, args.repeats)
+    result["fp16-weights"] = costs(decoding_model(model, "float16"), prompt_ids, args.repeats)
     result["bf16"] = costs(copy.deepcopy(model).to(torch.bfloat16), prompt_ids, args.repeats)
+    head_dir = shipped_head_path(args.model)
+    if head_dir is not None:
+        onednn = FeatureDraftHead.from_pretrained(str(head_dir)).attach_target(model).eval()
+        use_onednn_linears(onednn)
+        object.__setattr__(onednn, "_draft_lm", onednn_linear(onednn._draft_lm))
+        half = FeatureDraftHead.from_pretrained(str(head_dir)).attach_target(model).for_decoding()
+        result["feature_head_level_ms"] = {
+            "fp32-onednn": head_level_costs(onednn, args.repeats),
+            "fp16-weights": head_level_costs(half, args.repeats),
+        }
     print(json.dumps(result, indent=1))
 
 

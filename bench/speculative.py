@@ -1,6 +1,6 @@
 """Benchmark speculative decoding of SmolLM2-135M on this machine; prints JSON.
 
-    python bench/speculative.py [--threads 1] [--max-new-tokens 128] [--rounds 2] [--out FILE]
+    python bench/speculative.py [--threads 1] [--max-new-tokens 128] [--rounds 2] [--weights float32] [--out FILE]
 
 For a grounded prompt (summarise an article) and an open-ended one (write a story), every
 drafter configuration runs greedy speculative decoding, each run paired with plain greedy
@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 
-from models.cpu_kernels import decoding_model
+from models.cpu_kernels import WEIGHT_FORMATS, decoding_model
 from models.registry import load_model
 from playground.speculative.compare import RunSettings, build_drafter, encode_prompt, eos_token_ids, load_draft
 from playground.speculative.drafters import MODEL_FREE_DRAFTERS
@@ -113,7 +113,7 @@ def summarize_runs(runs: list[Generation], plain_runs: list[Generation]) -> dict
 
 
 def bench_prompt(lm: Any, prompt: str, args: argparse.Namespace) -> dict[str, Any]:
-    model, tokenizer = decoding_model(lm.model), lm.tokenizer  # what the view and CLI decode with
+    model, tokenizer = decoding_model(lm.model, args.weights), lm.tokenizer  # what the view and CLI decode with
     prompt_ids = encode_prompt(tokenizer, prompt, chat=True)
     eos = eos_token_ids(model, tokenizer)
     kwargs = {"max_new_tokens": args.max_new_tokens, "eos_ids": eos}
@@ -159,6 +159,10 @@ def bench_prompt(lm: Any, prompt: str, args: argparse.Namespace) -> dict[str, An
     }
 
 
+LINEAR_LAYERS = {
+    "float32": "oneDNN, weights reordered once (OneDNNLinear)",
+    "float16": "fbgemm, float16 weights and float32 activations (HalfWeightLinear)",
+}
 PROMPT_LABELS = {"grounded": "grounded (summarise an article)", "open_ended": "open-ended (a short story)"}
 
 
@@ -197,6 +201,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prompts", nargs="+", choices=sorted(PROMPTS), default=list(PROMPTS))
     parser.add_argument("--out", type=Path, help="also write the JSON here")
     parser.add_argument("--readme", type=Path, metavar="JSON", help="print the README table of a saved run and exit")
+    parser.add_argument(
+        "--weights",
+        choices=WEIGHT_FORMATS,
+        default="float32",
+        help="the target's linear weights, for plain and speculative decoding alike (default float32)",
+    )
     names = sorted({c["drafter"] for _, c in CONFIGS})
     parser.add_argument("--drafters", nargs="+", choices=names, default=names, help="default: all")
     args = parser.parse_args(argv)
@@ -215,8 +225,9 @@ def main(argv: list[str] | None = None) -> int:
         "max_new_tokens": args.max_new_tokens,
         "rounds": args.rounds,
         "decoding": "greedy, chat template",
-        "linear_layers": "oneDNN, weights reordered once (OneDNNLinear)"
-        if decoding_model(lm.model) is not lm.model
+        "weights": args.weights,
+        "linear_layers": LINEAR_LAYERS[args.weights]
+        if decoding_model(lm.model, args.weights) is not lm.model
         else "default (MKL)",
         "speedup_definition": "median over rounds of plain seconds / speculative seconds, each speculative run "
         "paired with a plain run of the same prompt right before it (same process; both include the prefill)",

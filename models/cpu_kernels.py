@@ -1,15 +1,25 @@
-"""Faster float32 decoding on CPU with the same arithmetic: linear layers on oneDNN with
-their weights reordered once (used for plain and speculative decoding alike, and to generate
-self-distillation data for draft heads)."""
+"""Faster decoding on CPU: linear layers whose weights are packed once for a fast kernel.
+
+- :class:`OneDNNLinear`: float32 weights on oneDNN, the model's own arithmetic (the default for
+  targets, plain and speculative decoding alike, and for self-distillation data);
+- :class:`HalfWeightLinear`: float16 weights with float32 activations (fbgemm). A step reads half
+  the bytes, and each row's output is bitwise independent of the other rows in the call, so a
+  tree pass computes exactly what single-token steps compute. It rounds the weights, though:
+  used for drafts (whose precision cannot change a lossless decoder's output) and, when asked
+  for, as a target whose speedups are then measured against plain decoding of the same weights.
+"""
 
 from __future__ import annotations
 
 import copy
 import weakref
+from collections.abc import Callable
 
 import torch
 from torch import nn
 from transformers import PreTrainedModel
+
+WEIGHT_FORMATS = ("float32", "float16")
 
 
 class OneDNNLinear(nn.Module):
@@ -33,48 +43,96 @@ class OneDNNLinear(nn.Module):
         return out.reshape(*x.shape[:-1], out.shape[-1])
 
 
-_DECODING_VIEWS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+class HalfWeightLinear(nn.Module):
+    """A float32 ``nn.Linear`` on CPU whose weight is stored as float16 and packed once for
+    fbgemm (``quantized::linear_dynamic_fp16``): inputs and outputs stay float32 and the weight
+    is widened in registers, so a one-row call reads half the bytes (`bench/decoding_kernels.py`
+    has the timings). Weights round to float16 (relative error up to 2^-11)."""
+
+    def __init__(self, linear: nn.Linear) -> None:
+        super().__init__()
+        self.weight, self.bias = linear.weight, linear.bias  # shared, for code that reads them
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        bias = linear.bias.detach() if linear.bias is not None else None
+        self._packed = torch.ops.quantized.linear_prepack_fp16(linear.weight.detach(), bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.ops.quantized.linear_dynamic_fp16(x.reshape(-1, x.shape[-1]), self._packed)
+        return out.reshape(*x.shape[:-1], out.shape[-1])
 
 
-def decoding_model(model: PreTrainedModel) -> PreTrainedModel:
-    """The model to decode with, plain and speculative alike: for a float32 model on CPU, a
-    view sharing every weight of ``model`` whose linear layers use :class:`OneDNNLinear`
-    (built once per model, kept while the model lives); otherwise, or when no plain
-    ``nn.Linear`` is left to swap (a model already made ready to decode), ``model`` itself."""
-    if model.device.type != "cpu" or model.dtype != torch.float32 or not _onednn_available():
-        return model
-    if not any(type(m) is nn.Linear for m in model.modules()):
-        return model
-    view = _DECODING_VIEWS.get(model)
-    if view is None:
-        shared = {id(t): t for t in [*model.parameters(), *model.buffers()]}
-        view = copy.deepcopy(model, memo=shared)  # new modules, same tensors
-        use_onednn_linears(view)
-        view.eval()
-        _DECODING_VIEWS[model] = view
-    return view
-
-
-def use_onednn_linears(module: nn.Module) -> nn.Module:
-    """Swap every float32 ``nn.Linear`` inside ``module`` for a :class:`OneDNNLinear` sharing its
-    weights, in place (for modules only ever used to decode on CPU); returns ``module``."""
-    for parent in list(module.modules()):
-        for name, child in list(parent.named_children()):
-            setattr(parent, name, onednn_linear(child))
-    return module
+def _is_cpu_float32_linear(module: nn.Module) -> bool:
+    return type(module) is nn.Linear and module.weight.device.type == "cpu" and module.weight.dtype == torch.float32
 
 
 def onednn_linear(module: nn.Module) -> nn.Module:
     """``module`` as a :class:`OneDNNLinear` when it is a float32 ``nn.Linear`` on CPU and
     oneDNN is available; otherwise ``module`` itself."""
-    if (
-        type(module) is nn.Linear
-        and module.weight.device.type == "cpu"
-        and module.weight.dtype == torch.float32
-        and _onednn_available()
-    ):
-        return OneDNNLinear(module)
+    return OneDNNLinear(module) if _is_cpu_float32_linear(module) and _onednn_available() else module
+
+
+def half_weight_linear(module: nn.Module) -> nn.Module:
+    """``module`` as a :class:`HalfWeightLinear` when it is a float32 ``nn.Linear`` on CPU and
+    fbgemm is available; otherwise ``module`` itself."""
+    return HalfWeightLinear(module) if _is_cpu_float32_linear(module) and _fbgemm_available() else module
+
+
+def draft_linear(module: nn.Module) -> nn.Module:
+    """The fastest CPU linear layer for drafting: float16 weights when fbgemm is there, else
+    float32 on oneDNN; anything that is not a float32 ``nn.Linear`` on CPU comes back as is."""
+    return half_weight_linear(module) if _fbgemm_available() else onednn_linear(module)
+
+
+def _swap_linears(module: nn.Module, convert: Callable[[nn.Module], nn.Module]) -> nn.Module:
+    for parent in list(module.modules()):
+        for name, child in list(parent.named_children()):
+            setattr(parent, name, convert(child))
     return module
+
+
+def use_onednn_linears(module: nn.Module) -> nn.Module:
+    """Swap every float32 ``nn.Linear`` inside ``module`` for a :class:`OneDNNLinear` sharing its
+    weights, in place (for modules only ever used to decode on CPU); returns ``module``."""
+    return _swap_linears(module, onednn_linear)
+
+
+def use_draft_linears(module: nn.Module) -> nn.Module:
+    """Swap every float32 ``nn.Linear`` inside ``module`` for :func:`draft_linear`, in place."""
+    return _swap_linears(module, draft_linear)
+
+
+_DECODING_VIEWS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {format: view}
+
+
+def decoding_model(model: PreTrainedModel, weights: str = "float32") -> PreTrainedModel:
+    """The model to decode with, plain and speculative alike. For a float32 model on CPU, a view
+    sharing every parameter of ``model`` whose linear layers keep ``weights``: "float32" on
+    oneDNN (:class:`OneDNNLinear`, the model's own arithmetic) or "float16"
+    (:class:`HalfWeightLinear`). Built once per model and format, kept while the model lives.
+    Otherwise (another device or dtype, no kernel, or no plain ``nn.Linear`` left to swap)
+    ``model`` itself."""
+    if weights not in WEIGHT_FORMATS:
+        raise ValueError(f"unknown weight format {weights!r}; choose one of: {', '.join(WEIGHT_FORMATS)}")
+    if model.device.type != "cpu" or model.dtype != torch.float32:
+        return model
+    if weights == "float16" and not _fbgemm_available():
+        raise ValueError("float16 weights need PyTorch's fbgemm kernels (an x86-64 CPU with AVX2)")
+    if weights == "float32" and not _onednn_available():
+        return model
+    if not any(type(m) is nn.Linear for m in model.modules()):
+        return model
+    views = _DECODING_VIEWS.setdefault(model, {})
+    if weights not in views:
+        shared = {id(t): t for t in [*model.parameters(), *model.buffers()]}
+        view = copy.deepcopy(model, memo=shared)  # new modules, same tensors
+        _swap_linears(view, onednn_linear if weights == "float32" else half_weight_linear)
+        views[weights] = view.eval()
+    return views[weights]
+
+
+def draft_decoding_model(model: PreTrainedModel) -> PreTrainedModel:
+    """:func:`decoding_model` for a draft model: float16 weights where fbgemm runs them."""
+    return decoding_model(model, "float16" if _fbgemm_available() else "float32")
 
 
 def _onednn_available() -> bool:
@@ -83,3 +141,9 @@ def _onednn_available() -> bool:
         return bool(torch.backends.mkldnn.is_available()) and hasattr(ops, "_linear_pointwise")
     except (AttributeError, RuntimeError):
         return False
+
+
+def _fbgemm_available() -> bool:
+    return "fbgemm" in torch.backends.quantized.supported_engines and hasattr(
+        torch.ops.quantized, "linear_dynamic_fp16"
+    )

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from transformers import LlamaConfig, LlamaModel, PreTrainedConfig, PreTrainedModel
 
-from models.cpu_kernels import onednn_linear, use_onednn_linears
+from models.cpu_kernels import draft_linear, use_draft_linears
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_HEADS = REPO_ROOT / "assets" / "models" / "feature-draft"  # <target registry name>/
@@ -126,11 +126,12 @@ class FeatureDraftHead(PreTrainedModel):
         return self
 
     def for_decoding(self) -> FeatureDraftHead:
-        """Eval mode, and on CPU in float32 every linear layer (the draft LM head included) on
-        oneDNN with its weight reordered once, as ``decoding_model`` does for the target."""
+        """Eval mode, and on CPU every float32 linear layer (the draft LM head included) with
+        float16 weights (``draft_linear``): a draft's precision cannot change the output, which
+        the target verifies, and a head level then reads half the bytes."""
         self.eval()
-        use_onednn_linears(self)
-        object.__setattr__(self, "_draft_lm", onednn_linear(self._draft_lm))
+        use_draft_linears(self)
+        object.__setattr__(self, "_draft_lm", draft_linear(self._draft_lm))
         return self
 
     @property
@@ -175,7 +176,7 @@ def shipped_head_path(target_name: str) -> Path | None:
 
 def load_feature_head(path: str | Path, target: PreTrainedModel) -> FeatureDraftHead:
     """A saved head for decoding: attached to ``target``, in eval mode on the target's device,
-    its linear layers on oneDNN on CPU (as ``decoding_model`` does for the target)."""
+    its linear layers with float16 weights on CPU (``FeatureDraftHead.for_decoding``)."""
     head = FeatureDraftHead.from_pretrained(str(path))
     head.to(device=target.device)
     return head.attach_target(target).for_decoding()

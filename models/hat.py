@@ -85,7 +85,10 @@ class HATConfig(PreTrainedConfig):
             pad_token_id=None,
             bos_token_id=None,
             eos_token_id=None,
-            attn_implementation=self._attn_implementation or "sdpa",
+            # The encoder and decoder attend within a word: thousands of sequences of 2-24
+            # positions per batch, where eager attention beats sdpa (whose CPU kernel's backward
+            # took a quarter of a hat-tiny training step); the backbone keeps the configured one.
+            attn_implementation=(self._attn_implementation or "sdpa") if part == "backbone" else "eager",
         )
 
 

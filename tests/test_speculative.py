@@ -15,7 +15,14 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 import models  # noqa: F401  (OMP_WAIT_POLICY before torch threads start)
-from models.cpu_kernels import OneDNNLinear, _onednn_available, decoding_model
+from models.cpu_kernels import (
+    HalfWeightLinear,
+    OneDNNLinear,
+    _fbgemm_available,
+    _onednn_available,
+    decoding_model,
+    draft_linear,
+)
 from models.feature_draft import FeatureDraftConfig, FeatureDraftHead, load_feature_head
 from playground.speculative.acceptance import accept_greedy, accept_sampling
 from playground.speculative.cli import main as cli_main
@@ -160,6 +167,25 @@ def test_decoding_view_shares_weights_and_matches_the_model(target: LlamaForCaus
     )
 
 
+def test_half_weight_linear_rounds_weights_only_and_rows_do_not_interact() -> None:
+    assert _fbgemm_available(), "the x86 CPU build of torch this project installs ships fbgemm"
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(96, 40, bias=True)
+    half = draft_linear(linear)
+    assert isinstance(half, HalfWeightLinear) and half.weight is linear.weight
+    x = torch.randn(2, 9, 96)
+    out = half(x)
+    assert out.dtype == torch.float32 and out.shape == (2, 9, 40)
+    # Same as float32 arithmetic on the float16-rounded weight: only the weight is rounded.
+    reference = torch.nn.functional.linear(x, linear.weight.half().float(), linear.bias)
+    torch.testing.assert_close(out, reference, atol=1e-5, rtol=1e-5)
+    # Each row's output is bitwise independent of how many rows share the call.
+    rows = x.reshape(-1, 96)
+    one_by_one = torch.cat([half(rows[i : i + 1]) for i in range(len(rows))])
+    assert torch.equal(half(rows), one_by_one)
+    assert draft_linear(torch.nn.Linear(4, 4).to(torch.bfloat16)).__class__ is torch.nn.Linear
+
+
 def test_decoding_view_is_the_model_itself_when_not_float32(target: LlamaForCausalLM) -> None:
     half = copy.deepcopy(target).to(torch.bfloat16)
     assert decoding_model(half) is half
@@ -228,6 +254,44 @@ def test_greedy_identical_to_plain(
             assert all(len(s.accepted) == len(s.tree) for s in spec.steps)
     if name in MODEL_FREE_DRAFTERS and budget > 1:
         assert total_accepted > 0, "random models loop; model-free drafters should catch some of it"
+
+
+@pytest.mark.parametrize(
+    ("name", "shape", "draft"),
+    [c for c in DRAFTER_CASES if c[1] == "dynamic" or c[0] in ("prompt-lookup", "token-recycling")],
+)
+def test_greedy_identical_to_plain_with_float16_weights(
+    target: LlamaForCausalLM,
+    other_draft: LlamaForCausalLM,
+    feature_head: FeatureDraftHead,
+    name: str,
+    shape: str,
+    draft: str | None,
+) -> None:
+    """Float16 weights make another (rounded) model, but each row of a tree pass still computes
+    exactly what a single-token step computes, so the output equals plain decoding with them."""
+    half = decoding_model(target, "float16")
+    draft_model = {"self": half, "head": feature_head}.get(draft or "", other_draft)
+    for prompt in PROMPTS:
+        plain = plain_generate(half, prompt, max_new_tokens=30)
+        drafter = make_drafter(name, half, DraftSettings(budget=6, max_depth=4), draft_model=draft_model, shape=shape)
+        assert speculative_generate(half, prompt, drafter, max_new_tokens=30).output_ids == plain.output_ids
+
+
+def test_float16_decoding_view(target: LlamaForCausalLM) -> None:
+    half = decoding_model(target, "float16")
+    assert half is decoding_model(target, "float16") and half is not decoding_model(target)
+    assert all(type(m) is not torch.nn.Linear for m in half.modules())
+    assert any(isinstance(m, HalfWeightLinear) for m in half.modules())
+    assert {id(p) for p in half.parameters()} == {id(p) for p in target.parameters()}
+    tokens = [1, 5, 9, 2, 7]
+    exact, rounded = forward_tokens(target, new_cache(), tokens), forward_tokens(half, new_cache(), tokens)
+    assert not torch.equal(exact, rounded)  # the weights really are rounded...
+    torch.testing.assert_close(rounded, exact, atol=2e-2, rtol=2e-2)  # ...to float16 precision
+    with pytest.raises(ValueError, match="weight format"):
+        decoding_model(target, "int4")
+    with pytest.raises(SpeculativeInputError, match="weight format"):
+        RunSettings(weights="int4")
 
 
 def test_greedy_stops_at_eos(target: LlamaForCausalLM) -> None:
@@ -419,8 +483,10 @@ def test_compare_on_a_tiny_bpe_model(tiny_bpe_dir: Path) -> None:
         encode_prompt(lm.tokenizer, "   ")
     with pytest.raises(SpeculativeInputError, match="positions"):
         compare(lm.model, lm.tokenizer, "xq " * 2000, RunSettings(max_new_tokens=512))
-    result = compare(lm.model, lm.tokenizer, "The quick brown fox jumps over the lazy dog. The quick", RunSettings())
-    assert result.speculative.output_ids == result.plain.output_ids
+    for weights in ("float32", "float16"):
+        prompt = "The quick brown fox jumps over the lazy dog. The quick"
+        result = compare(lm.model, lm.tokenizer, prompt, RunSettings(weights=weights))
+        assert result.speculative.output_ids == result.plain.output_ids
 
 
 def test_cli_json(tiny_byte_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -520,8 +586,18 @@ def test_feature_head_save_load_and_wrong_target(
     loaded = load_feature_head(tmp_path, target)
     assert torch.equal(loaded.draft_vocab, feature_head.draft_vocab)
     x, t = torch.randn(1, 4, target.config.hidden_size), torch.tensor([[1, 2, 3, 4]])
+    # Loaded for decoding, its linear layers keep float16 weights (a draft's precision cannot
+    # change the output): the same head with those weights rounded computes the same.
+    assert all(type(m) is not torch.nn.Linear for m in loaded.modules())
+    rounded = copy.deepcopy(feature_head)
     with torch.no_grad():
-        torch.testing.assert_close(loaded(x, t), feature_head(x, t))
+        for module in rounded.modules():
+            if isinstance(module, torch.nn.Linear):
+                module.weight.copy_(module.weight.half().float())
+        rounded.attach_target(target)
+        rounded._draft_lm.weight.copy_(rounded._draft_lm.weight.half().float())
+        torch.testing.assert_close(loaded(x, t), rounded(x, t), atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(loaded.draft_logits(x), rounded.draft_logits(x), atol=1e-5, rtol=1e-4)
     with pytest.raises(ValueError, match="trained for a target"):
         load_feature_head(tmp_path, tiny_llama(0, vocab=VOCAB + 2))
     with pytest.raises(DrafterError, match="feature draft head"):

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import models  # noqa: F401  (sets OMP_WAIT_POLICY before torch loads)
-from playground.speculative.compare import MAX_NEW_TOKENS, RunSettings, compare, load_draft, to_json
+from playground.speculative.compare import MAX_NEW_TOKENS, WEIGHT_FORMATS, RunSettings, compare, load_draft, to_json
 from playground.speculative.drafters import DRAFTER_NAMES, TREE_SHAPES
 
 MAX_NEW_BYTES = 4096
@@ -46,6 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-new-bytes", type=int, default=200, help="for HAT models, which draft whole words (default 200)"
     )
     parser.add_argument("--chat", action="store_true", help="wrap the prompt in the model's chat template")
+    parser.add_argument(
+        "--weights",
+        choices=WEIGHT_FORMATS,
+        default="float32",
+        help="the target's linear weights on CPU: float32 (exact, default) or float16 (half the bytes per step, "
+        "activations stay float32; plain decoding uses the same weights)",
+    )
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     parser.add_argument("--json", action="store_true", help="print per-step records and the summary as JSON")
     return parser
@@ -69,6 +76,7 @@ def _run(args: argparse.Namespace) -> dict:
         keep_layers=args.keep_layers,
         seed=args.seed,
         chat=args.chat,
+        weights=args.weights,
     )
     target = load_model(args.model)
     if target.tokenizer is None:  # a HAT: whole words are drafted and verified

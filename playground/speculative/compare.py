@@ -9,7 +9,7 @@ from typing import Any
 
 from transformers import PreTrainedModel
 
-from models.cpu_kernels import decoding_model
+from models.cpu_kernels import WEIGHT_FORMATS, decoding_model, draft_decoding_model
 from models.feature_draft import load_feature_head, shipped_head_path
 from models.generate import chat_prompt_ids
 from playground.speculative.drafters import (
@@ -45,8 +45,13 @@ class RunSettings:
     keep_layers: str | None = None
     seed: int = 0
     chat: bool = False
+    weights: str = "float32"  # the target's linear weights on CPU: "float32" or "float16" (see models.cpu_kernels)
 
     def __post_init__(self) -> None:
+        if self.weights not in WEIGHT_FORMATS:
+            raise SpeculativeInputError(
+                f"unknown weight format {self.weights!r}; choose one of: {', '.join(WEIGHT_FORMATS)}"
+            )
         if self.drafter not in DRAFTER_NAMES:
             raise SpeculativeInputError(f"unknown drafter {self.drafter!r}; choose one of: {', '.join(DRAFTER_NAMES)}")
         if self.tree_shape not in TREE_SHAPES:
@@ -159,8 +164,12 @@ def compare(
             f"the prompt has {len(prompt_ids)} tokens; with {settings.max_new_tokens} new tokens that "
             f"exceeds the model's {limit} positions"
         )
-    model = decoding_model(model)  # both decodings below run the same (CPU-tuned) view
-    draft_model = decoding_model(draft_model) if draft_model is not None else None
+    try:  # both decodings below run the same (CPU-tuned) view of the target
+        model = decoding_model(model, settings.weights)
+    except ValueError as exc:
+        raise SpeculativeInputError(str(exc)) from exc
+    # A draft's precision cannot change the output (the target verifies every token).
+    draft_model = draft_decoding_model(draft_model) if draft_model is not None else None
     drafter = build_drafter(settings, model, draft_model)
     eos = eos_token_ids(model, tokenizer)
     forward_tokens(model, new_cache(), prompt_ids[:1], last_only=True)  # warm-up, not timed

@@ -15,7 +15,14 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from models.registry import get_spec, load_model
-from playground.speculative.compare import MAX_NEW_TOKENS, RunSettings, compare, load_draft, to_json
+from playground.speculative.compare import (
+    MAX_NEW_TOKENS,
+    WEIGHT_FORMATS,
+    RunSettings,
+    compare,
+    load_draft,
+    to_json,
+)
 from playground.speculative.drafters import DRAFTER_NAMES, MAX_TREE_BUDGET, TREE_SHAPES
 from playground.speculative.hat_words import compare_words, to_json_words
 from playground.speculative.prompts import EXAMPLES
@@ -244,6 +251,8 @@ def summary_markdown(data: dict[str, Any]) -> str:
     identical = {True: "**yes**", False: "**NO**", None: "n/a (sampling)"}[s["identical"]]
     unit = data.get("unit", "token")  # HAT runs count words and backbone passes
     passes = "backbone passes" if unit == "word" else "target forward passes"
+    weights = data.get("settings", {}).get("weights")  # token targets only
+    weights = f" · target weights: {weights} (both runs)" if weights else ""
     return (
         f"| | plain | speculative |\n|---|---|---|\n"
         f"| {unit}s | {len(data['plain_tokens'])} | {s['new_tokens']} |\n"
@@ -253,7 +262,7 @@ def summary_markdown(data: dict[str, Any]) -> str:
         f"| {unit}s per second | {s['plain_tokens_per_second']:.1f} | {s['speculative_tokens_per_second']:.1f} |\n\n"
         f"**Speedup {s['speedup']:.2f}×** · mean accepted draft {unit}s per step {s['mean_accepted']:.2f} "
         f"(mean tree {s['mean_tree_size']:.1f} nodes) · drafting {s['draft_seconds']:.2f} s, verifying "
-        f"{s['verify_seconds']:.2f} s · identical to plain greedy: {identical}\n\n"
+        f"{s['verify_seconds']:.2f} s · identical to plain greedy: {identical}{weights}\n\n"
         "Both runs happen one after the other in this call, on a machine that may be busy: timings are noisy."
     )
 
@@ -281,6 +290,7 @@ def run_speculative(
     temperature: float,
     max_new_tokens: float,
     chat: bool,
+    weights: str = "float32",
     *,
     config: AppConfig,
 ) -> dict[str, Any]:
@@ -299,6 +309,7 @@ def run_speculative(
         tree_budget=int(budget),
         max_depth=int(budget) if tree_shape == "chain" else 8,
         tree_shape=tree_shape,
+        weights=weights,
     )
     lm = load_model(target)
     # "Chat template" means: use it when the model has one (the tiny test models do not).
@@ -413,6 +424,14 @@ def build_tab(config: AppConfig) -> None:
                     1, min(MAX_NEW_TOKENS, 256), value=48, step=1, label="Max new tokens", elem_id="spec-max-new"
                 )
                 chat = gr.Checkbox(value=True, label="Chat template (if the model has one)", elem_id="spec-chat")
+            weights = gr.Radio(
+                list(WEIGHT_FORMATS),
+                value="float32",
+                label="Target weights (CPU)",
+                info="float16: half the bytes read per step, activations stay float32; plain decoding uses the "
+                "same weights. Cheaper steps make tree passes relatively dearer.",
+                elem_id="spec-weights",
+            )
             run = gr.Button("Run", variant="primary", elem_id="spec-run")
     summary = gr.Markdown(elem_id="spec-summary")
     with gr.Row():
@@ -456,7 +475,7 @@ def build_tab(config: AppConfig) -> None:
 
     run.click(
         on_run,
-        [prompt, target, drafter, draft_model, shape, budget, temperature, max_new, chat],
+        [prompt, target, drafter, draft_model, shape, budget, temperature, max_new, chat, weights],
         [summary, step, tree_plot, step_info, text, charts, raw, state],
         api_name="speculative",
     )

@@ -102,3 +102,10 @@ def test_feature_head_on_smollm2(
         page.locator("#spec-tree .js-plotly-plot").wait_for(state="visible")
         assert page.locator("#spec-tree .scatterlayer .point").count() >= 3  # root, draft nodes, bonus
         page.screenshot(path=str(screenshot_dir / "speculative-feature-head.png"), full_page=True)
+        # Float16 target weights: plain decoding uses them too, and the output still matches it.
+        page.locator("#spec-weights").get_by_text("float16", exact=True).click()
+        assert "target weights: float32" in page.locator("#spec-summary").inner_text()
+        page.locator("#spec-run").click()
+        page.locator("#spec-summary").get_by_text("target weights: float16").wait_for()
+        assert "identical to plain greedy: yes" in page.locator("#spec-summary").inner_text()
+        page.screenshot(path=str(screenshot_dir / "speculative-float16.png"), full_page=True)
