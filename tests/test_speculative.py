@@ -21,6 +21,7 @@ from models.cpu_kernels import (
     _fbgemm_available,
     _onednn_available,
     decoding_model,
+    draft_decoding_model,
     draft_linear,
 )
 from models.feature_draft import FeatureDraftConfig, FeatureDraftHead, load_feature_head
@@ -290,6 +291,10 @@ def test_float16_decoding_view(target: LlamaForCausalLM) -> None:
     torch.testing.assert_close(rounded, exact, atol=2e-2, rtol=2e-2)  # ...to float16 precision
     with pytest.raises(ValueError, match="weight format"):
         decoding_model(target, "int4")
+    bf16 = copy.deepcopy(target).to(torch.bfloat16)
+    with pytest.raises(ValueError, match="CPU option for float32 models"):
+        decoding_model(bf16, "float16")
+    assert draft_decoding_model(bf16) is bf16
     with pytest.raises(SpeculativeInputError, match="weight format"):
         RunSettings(weights="int4")
 
@@ -513,6 +518,11 @@ def test_cli_json(tiny_byte_dir: Path, tmp_path: Path, capsys: pytest.CaptureFix
     assert sum(len(s["new_tokens"]) for s in data["steps"]) == summary["new_tokens"]
     step = data["steps"][0]
     assert len(step["tree"]["status"]) == len(step["tree"]["tokens"])
+    assert data["settings"]["weights"] == "float32"
+    args = ["--model", f"hf:{tiny_byte_dir}", "--drafter", "prompt-lookup", "--prompt-file", str(prompt)]
+    assert cli_main([*args, "--max-new-tokens", "12", "--weights", "float16", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["settings"]["weights"] == "float16" and data["summary"]["identical"] is True
 
 
 @pytest.mark.parametrize(
