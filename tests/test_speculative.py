@@ -229,7 +229,7 @@ DRAFTER_CASES = [
 
 
 @pytest.mark.parametrize(("name", "shape", "draft"), DRAFTER_CASES)
-@pytest.mark.parametrize("budget", [1, 6])
+@pytest.mark.parametrize(("budget", "weights"), [(1, "float32"), (6, "float32"), (6, "float16")])
 def test_greedy_identical_to_plain(
     target: LlamaForCausalLM,
     other_draft: LlamaForCausalLM,
@@ -238,15 +238,20 @@ def test_greedy_identical_to_plain(
     shape: str,
     draft: str | None,
     budget: int,
+    weights: str,
 ) -> None:
-    draft_model = {"self": target, "head": feature_head}.get(draft or "", other_draft)
+    """Also with float16 target weights: another (rounded) model, but each row of a tree pass
+    still computes exactly what a single-token step computes, so the output equals plain
+    decoding with the same weights."""
+    model = decoding_model(target, "float16") if weights == "float16" else target
+    draft_model = {"self": model, "head": feature_head}.get(draft or "", other_draft)
     total_accepted = 0
     for prompt in PROMPTS:
-        plain = plain_generate(target, prompt, max_new_tokens=30)
+        plain = plain_generate(model, prompt, max_new_tokens=30)
         drafter = make_drafter(
-            name, target, DraftSettings(budget=budget, max_depth=4), draft_model=draft_model, shape=shape
+            name, model, DraftSettings(budget=budget, max_depth=4), draft_model=draft_model, shape=shape
         )
-        spec = speculative_generate(target, prompt, drafter, max_new_tokens=30)
+        spec = speculative_generate(model, prompt, drafter, max_new_tokens=30)
         assert spec.output_ids == plain.output_ids, (name, shape, prompt)
         assert sum(len(s.new_tokens) for s in spec.steps) == 30
         assert spec.target_passes == len(spec.steps)
@@ -255,28 +260,6 @@ def test_greedy_identical_to_plain(
             assert all(len(s.accepted) == len(s.tree) for s in spec.steps)
     if name in MODEL_FREE_DRAFTERS and budget > 1:
         assert total_accepted > 0, "random models loop; model-free drafters should catch some of it"
-
-
-@pytest.mark.parametrize(
-    ("name", "shape", "draft"),
-    [c for c in DRAFTER_CASES if c[1] == "dynamic" or c[0] in ("prompt-lookup", "token-recycling")],
-)
-def test_greedy_identical_to_plain_with_float16_weights(
-    target: LlamaForCausalLM,
-    other_draft: LlamaForCausalLM,
-    feature_head: FeatureDraftHead,
-    name: str,
-    shape: str,
-    draft: str | None,
-) -> None:
-    """Float16 weights make another (rounded) model, but each row of a tree pass still computes
-    exactly what a single-token step computes, so the output equals plain decoding with them."""
-    half = decoding_model(target, "float16")
-    draft_model = {"self": half, "head": feature_head}.get(draft or "", other_draft)
-    for prompt in PROMPTS:
-        plain = plain_generate(half, prompt, max_new_tokens=30)
-        drafter = make_drafter(name, half, DraftSettings(budget=6, max_depth=4), draft_model=draft_model, shape=shape)
-        assert speculative_generate(half, prompt, drafter, max_new_tokens=30).output_ids == plain.output_ids
 
 
 def test_float16_decoding_view(target: LlamaForCausalLM) -> None:
