@@ -457,6 +457,13 @@ def build_tab(config: AppConfig) -> None:
 
     drafter.change(on_drafter, drafter, [draft_model, shape, drafter], api_visibility="private")
 
+    hat_targets = {name for _, name in model_choices(config, ("hat",))}
+
+    def on_target(name: str | None) -> Any:
+        return gr.update(visible=name not in hat_targets)  # a HAT has no token-model weights to pick
+
+    target.change(on_target, target, weights, api_visibility="private")
+
     @user_errors
     def on_run(*args: Any) -> tuple[Any, ...]:
         data = run_speculative(*args, config=config)

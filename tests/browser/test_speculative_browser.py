@@ -68,6 +68,7 @@ def open_tab_with(page: Any, target: str, drafter: str) -> None:
 def test_hat_drafts_whole_words(page_at: Any, hat_app_url: str, screenshot_dir: Path) -> None:
     with page_at(hat_app_url) as page:
         open_tab_with(page, "hat", "prompt-lookup")
+        page.locator("#spec-weights").wait_for(state="hidden")  # token-model weights do not apply
         page.locator("#spec-prompt textarea").fill("a b c a b c a b c a b")
         page.locator("#spec-run").click()
         page.locator("#spec-summary").get_by_text("Speedup").wait_for()
