@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 
-from models.cpu_kernels import decoding_model, onednn_linear, use_onednn_linears
+from models.cpu_kernels import decoding_model, onednn_linear
 from models.feature_draft import FeatureDraftHead, shipped_head_path
 from models.registry import load_model
 from playground.speculative.compare import encode_prompt
@@ -128,9 +128,7 @@ def main(argv: list[str] | None = None) -> None:
     result["bf16"] = costs(copy.deepcopy(model).to(torch.bfloat16), prompt_ids, args.repeats)
     head_dir = shipped_head_path(args.model)
     if head_dir is not None:
-        onednn = FeatureDraftHead.from_pretrained(str(head_dir)).attach_target(model).eval()
-        use_onednn_linears(onednn)
-        object.__setattr__(onednn, "_draft_lm", onednn_linear(onednn._draft_lm))
+        onednn = FeatureDraftHead.from_pretrained(str(head_dir)).attach_target(model).for_decoding(onednn_linear)
         half = FeatureDraftHead.from_pretrained(str(head_dir)).attach_target(model).for_decoding()
         result["feature_head_level_ms"] = {
             "fp32-onednn": head_level_costs(onednn, args.repeats),

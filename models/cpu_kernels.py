@@ -83,22 +83,13 @@ def draft_linear(module: nn.Module) -> nn.Module:
     return half_weight_linear(module) if _fbgemm_available() else onednn_linear(module)
 
 
-def _swap_linears(module: nn.Module, convert: Callable[[nn.Module], nn.Module]) -> nn.Module:
+def swap_linears(module: nn.Module, convert: Callable[[nn.Module], nn.Module]) -> nn.Module:
+    """Replace every submodule ``m`` of ``module`` by ``convert(m)``, in place (``convert`` returns
+    what it does not convert as is); returns ``module``."""
     for parent in list(module.modules()):
         for name, child in list(parent.named_children()):
             setattr(parent, name, convert(child))
     return module
-
-
-def use_onednn_linears(module: nn.Module) -> nn.Module:
-    """Swap every float32 ``nn.Linear`` inside ``module`` for a :class:`OneDNNLinear` sharing its
-    weights, in place (for modules only ever used to decode on CPU); returns ``module``."""
-    return _swap_linears(module, onednn_linear)
-
-
-def use_draft_linears(module: nn.Module) -> nn.Module:
-    """Swap every float32 ``nn.Linear`` inside ``module`` for :func:`draft_linear`, in place."""
-    return _swap_linears(module, draft_linear)
 
 
 _DECODING_VIEWS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {format: view}
@@ -130,7 +121,7 @@ def decoding_model(model: PreTrainedModel, weights: str = "float32") -> PreTrain
     if weights not in views:
         shared = {id(t): t for t in [*model.parameters(), *model.buffers()]}
         view = copy.deepcopy(model, memo=shared)  # new modules, same tensors
-        _swap_linears(view, onednn_linear if weights == "float32" else half_weight_linear)
+        swap_linears(view, onednn_linear if weights == "float32" else half_weight_linear)
         views[weights] = view.eval()
     return views[weights]
 

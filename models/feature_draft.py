@@ -17,13 +17,14 @@ still verifies over the full vocabulary, so nothing about the output changes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from torch import nn
 from transformers import LlamaConfig, LlamaModel, PreTrainedConfig, PreTrainedModel
 
-from models.cpu_kernels import draft_linear, use_draft_linears
+from models.cpu_kernels import draft_linear, swap_linears
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_HEADS = REPO_ROOT / "assets" / "models" / "feature-draft"  # <target registry name>/
@@ -125,13 +126,13 @@ class FeatureDraftHead(PreTrainedModel):
         object.__setattr__(self, "_draft_lm", draft_lm)  # not a submodule either: not saved
         return self
 
-    def for_decoding(self) -> FeatureDraftHead:
-        """Eval mode, and on CPU every float32 linear layer (the draft LM head included) with
-        float16 weights (``draft_linear``): a draft's precision cannot change the output, which
-        the target verifies, and a head level then reads half the bytes."""
+    def for_decoding(self, linear: Callable[[nn.Module], nn.Module] = draft_linear) -> FeatureDraftHead:
+        """Eval mode, and every linear layer (the draft LM head included) converted by ``linear``:
+        by default ``draft_linear``, float16 weights on CPU (a draft's precision cannot change
+        the output, which the target verifies, and a head level then reads half the bytes)."""
         self.eval()
-        use_draft_linears(self)
-        object.__setattr__(self, "_draft_lm", draft_linear(self._draft_lm))
+        swap_linears(self, linear)
+        object.__setattr__(self, "_draft_lm", linear(self._draft_lm))
         return self
 
     @property
