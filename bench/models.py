@@ -1,12 +1,14 @@
 """Training throughput and generation speed of the trained tiny models, as JSON.
 
-    python bench/models.py [--threads 1] [--steps 6] [--gen-bytes 200]
+    python bench/models.py [--threads 1] [--steps 6] [--gen-bytes 200] [--mmap-threshold BYTES]
 
 Training: the exact step of `models.train` (bf16 autocast, AdamW, batch 16 x 1,024-byte windows of
 the same text for every model), fresh weights, median of `--steps` timed steps after one warm-up.
 Bytes per second count UTF-8 bytes of text, so the three models are on the same scale.
 Generation: greedy continuation of a fixed prompt with the shipped checkpoints and a KV cache,
 measured until `--gen-bytes` bytes of new text.
+`--mmap-threshold` serves allocations of at least that many bytes from mmap (glibc `mallopt`),
+as the shipped models' second training phase did; it shows what that setting cost.
 """
 
 from __future__ import annotations
@@ -87,7 +89,13 @@ def main() -> None:
     ap.add_argument("--window", type=int, default=1024)
     ap.add_argument("--gen-bytes", type=int, default=200)
     ap.add_argument("--models", default=",".join(TRAINED))
+    ap.add_argument("--mmap-threshold", type=int, default=None, metavar="BYTES")
     args = ap.parse_args()
+    if args.mmap_threshold is not None:
+        import ctypes
+        import ctypes.util
+
+        ctypes.CDLL(ctypes.util.find_library("c")).mallopt(-3, args.mmap_threshold)  # -3 = M_MMAP_THRESHOLD
     torch.set_num_threads(args.threads)
     data = sample_text()
     results = {}
@@ -96,6 +104,8 @@ def main() -> None:
         if (ROOT / "assets/models" / name).exists():
             results[name].update(generation_speed(name, args.gen_bytes))
     report = {"threads": args.threads, "batch": args.batch, "window_bytes": args.window, "models": results}
+    if args.mmap_threshold is not None:
+        report["mmap_threshold"] = args.mmap_threshold
     if "hat-tiny" in results and "bpe-tiny" in results:
         report["hat_over_bpe_train_throughput"] = round(
             results["hat-tiny"]["train_bytes_per_second"] / results["bpe-tiny"]["train_bytes_per_second"], 3

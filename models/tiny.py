@@ -76,16 +76,30 @@ def byte_tokenizer():
     return ByT5Tokenizer()
 
 
-def build(name: str, bpe_tokenizer: PreTrainedTokenizerFast | None = None) -> tuple[PreTrainedModel, object]:
-    """A freshly initialised model and its tokenizer (None for HAT, which splits text itself)."""
+def _override(config, overrides: dict | None):
+    """`config` with some sizes changed (for exploring variants); unknown names are an error."""
+    for key, value in (overrides or {}).items():
+        if not hasattr(config, key):
+            raise ValueError(f"{type(config).__name__} has no setting {key!r}")
+        setattr(config, key, value)
+    return config
+
+
+def build(
+    name: str, bpe_tokenizer: PreTrainedTokenizerFast | None = None, overrides: dict | None = None
+) -> tuple[PreTrainedModel, object]:
+    """A freshly initialised model and its tokenizer (None for HAT, which splits text itself).
+
+    `overrides` changes config settings of the shipped recipe, e.g. {"encoder_layers": 4}.
+    """
     if name == "hat-tiny":
-        return HATForCausalLM(hat_tiny_config()), None
+        return HATForCausalLM(_override(hat_tiny_config(), overrides)), None
     if name == "bpe-tiny":
         if bpe_tokenizer is None:
             raise ValueError("bpe-tiny needs its trained tokenizer")
         bos = bpe_tokenizer.convert_tokens_to_ids(BOS_TEXT)
-        return LlamaForCausalLM(flat_config(len(bpe_tokenizer), bos, 2048)), bpe_tokenizer
+        return LlamaForCausalLM(_override(flat_config(len(bpe_tokenizer), bos, 2048), overrides)), bpe_tokenizer
     if name == "byte-tiny":
         tok = byte_tokenizer()
-        return LlamaForCausalLM(flat_config(len(tok), BYTE_BOS_ID, 4096)), tok
+        return LlamaForCausalLM(_override(flat_config(len(tok), BYTE_BOS_ID, 4096), overrides)), tok
     raise ValueError(f"unknown trainable model {name!r}; choose from {', '.join(TRAINED)}")

@@ -129,21 +129,29 @@ def _corpus_files(corpus: Path) -> dict:
     return json.loads(manifest.read_text()).get("languages", {}).get(corpus.name, {}).get("files", {})
 
 
-def _limit_heap_fragmentation() -> None:
-    """Serve large allocations from mmap (returned to the OS on free) instead of the heap.
+class _HeapTrimmer:
+    """Hand freed heap memory back to the OS every `every` steps (glibc's `malloc_trim`).
 
-    Variable-shape batches (token counts differ per window) fragment glibc's heap: a bpe-tiny run
-    grew to ~9 GB resident without this. Same as setting MALLOC_MMAP_THRESHOLD_=131072.
+    Variable-shape batches (token and word counts differ per window) fragment glibc's heap: a
+    bpe-tiny run grew to ~9 GB resident without any care. Serving large allocations from mmap
+    instead (M_MMAP_THRESHOLD = 128 KiB) bounds that but page-faults every fresh tensor: measured
+    here, it made hat-tiny steps 2x and bpe-tiny steps 1.5x slower (`bench/models.py
+    --mmap-threshold`). Trimming refaults the returned pages too, so it runs only every `every`
+    steps; 20-CPU-minute hat-tiny runs stayed at 4-5 GB resident with it.
     """
-    import ctypes
-    import ctypes.util
 
-    name = ctypes.util.find_library("c")
-    if name and "libc" in name:
-        try:
-            ctypes.CDLL(name).mallopt(-3, 128 * 1024)  # -3 = M_MMAP_THRESHOLD
-        except (OSError, AttributeError):  # not glibc: nothing to tune
-            pass
+    def __init__(self, every: int = 25):
+        import ctypes
+        import ctypes.util
+
+        self.every, self._trim = every, None
+        name = ctypes.util.find_library("c")
+        if name and "libc" in name:
+            self._trim = getattr(ctypes.CDLL(name), "malloc_trim", None)  # glibc only
+
+    def step(self, step: int) -> None:
+        if self._trim is not None and step % self.every == 0:
+            self._trim(0)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -171,6 +179,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "assets/models")
     ap.add_argument("--mixed-precision", default="bf16", choices=["no", "bf16", "fp16"])
     ap.add_argument(
+        "--config-overrides",
+        type=json.loads,
+        default=None,
+        metavar="JSON",
+        help="change settings of the model's config, to explore variants: '{\"encoder_layers\": 4}' "
+        "(use a separate --workdir and --out so the shipped model stays)",
+    )
+    ap.add_argument(
         "--init-from",
         type=Path,
         default=None,
@@ -179,7 +195,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = ap.parse_args(argv)
 
-    _limit_heap_fragmentation()
+    heap = _HeapTrimmer()
     torch.set_num_threads(args.threads)
     accelerator = Accelerator(mixed_precision=args.mixed_precision)
     if args.clock is None:
@@ -208,7 +224,7 @@ def main(argv: list[str] | None = None) -> None:
         bpe_tok = PreTrainedTokenizerFast.from_pretrained(tok_dir)
     earlier = earlier_phases(args.init_from)  # read now: exporting may overwrite init_from
     torch.manual_seed(args.seed)
-    model, tokenizer = build(args.model, bpe_tok)
+    model, tokenizer = build(args.model, bpe_tok, args.config_overrides)
     if args.init_from is not None and not (run_dir / "checkpoint.pt").exists():
         from safetensors.torch import load_file
 
@@ -264,6 +280,7 @@ def main(argv: list[str] | None = None) -> None:
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         step += 1
+        heap.step(step)
         bytes_seen += sum(len(t.encode()) for t in texts) * accelerator.num_processes
         dt = clock() - t0
         elapsed += dt
@@ -308,6 +325,7 @@ def main(argv: list[str] | None = None) -> None:
             "clock": args.clock,
             "mixed_precision": args.mixed_precision,
             "seed": args.seed,
+            **({"config_overrides": args.config_overrides} if args.config_overrides else {}),
             "corpus_files": _corpus_files(args.corpus),
         }
         if earlier:
