@@ -77,12 +77,15 @@ def byte_tokenizer():
 
 
 def _override(config, overrides: dict | None):
-    """`config` with some sizes changed (for exploring variants); unknown names are an error."""
-    for key, value in (overrides or {}).items():
-        if not hasattr(config, key):
-            raise ValueError(f"{type(config).__name__} has no setting {key!r}")
-        setattr(config, key, value)
-    return config
+    """`config` with some settings changed (for exploring variants); unknown names are an error.
+
+    Built anew rather than patched, so settings derived at construction follow the change."""
+    if not overrides:
+        return config
+    unknown = [key for key in overrides if not hasattr(config, key)]
+    if unknown:
+        raise ValueError(f"{type(config).__name__} has no setting {unknown[0]!r}")
+    return type(config)(**{**config.to_dict(), **overrides})
 
 
 def build(
