@@ -104,12 +104,12 @@ def decoding_model(model: PreTrainedModel, weights: str = "float32") -> PreTrain
     ``model`` itself."""
     if weights not in WEIGHT_FORMATS:
         raise ValueError(f"unknown weight format {weights!r}; choose one of: {', '.join(WEIGHT_FORMATS)}")
-    if weights == "float16" and (model.device.type != "cpu" or model.dtype != torch.float32):
-        raise ValueError(
-            f"float16 weights are a CPU option for float32 models; this model runs on {model.device.type} "
-            f"in {str(model.dtype).removeprefix('torch.')}"
-        )
-    if model.device.type != "cpu" or model.dtype != torch.float32:
+    if not _cpu_float32(model):
+        if weights == "float16":
+            raise ValueError(
+                f"float16 weights are a CPU option for float32 models; this model runs on {model.device.type} "
+                f"in {str(model.dtype).removeprefix('torch.')}"
+            )
         return model
     if weights == "float16" and not _fbgemm_available():
         raise ValueError("float16 weights need PyTorch's fbgemm kernels (an x86-64 CPU with AVX2)")
@@ -128,8 +128,11 @@ def decoding_model(model: PreTrainedModel, weights: str = "float32") -> PreTrain
 
 def draft_decoding_model(model: PreTrainedModel) -> PreTrainedModel:
     """:func:`decoding_model` for a draft model: float16 weights where fbgemm runs them."""
-    cpu_float32 = model.device.type == "cpu" and model.dtype == torch.float32
-    return decoding_model(model, "float16" if cpu_float32 and _fbgemm_available() else "float32")
+    return decoding_model(model, "float16" if _cpu_float32(model) and _fbgemm_available() else "float32")
+
+
+def _cpu_float32(model: PreTrainedModel) -> bool:
+    return model.device.type == "cpu" and model.dtype == torch.float32
 
 
 def _onednn_available() -> bool:
