@@ -61,6 +61,10 @@ CONFIGS: list[tuple[str, dict[str, Any]]] = [
         {"drafter": "feature-head", "tree_budget": 16, "max_depth": 6, "tree_shape": "dynamic"},
     ),
     ("feature-head/chain-3", {"drafter": "feature-head", "tree_budget": 3, "max_depth": 3, "tree_shape": "chain"}),
+    (
+        "feature-head/adaptive-16",
+        {"drafter": "feature-head", "tree_budget": 16, "max_depth": 6, "tree_shape": "adaptive"},
+    ),
     ("prompt-lookup/8", {"drafter": "prompt-lookup", "tree_budget": 8, "max_depth": 8}),
     ("suffix-automaton/8", {"drafter": "suffix-automaton", "tree_budget": 8, "max_depth": 8}),
     ("suffix-automaton/16", {"drafter": "suffix-automaton", "tree_budget": 16, "max_depth": 12}),

@@ -69,28 +69,66 @@ def draft_vocabulary(sequences: list[Sequence_], size: int, always: list[int]) -
     return torch.tensor(vocab, dtype=torch.long)
 
 
+def answer_start(ids: list[int], header: list[int]) -> int | None:
+    """Where the answer begins: after the last ``header`` (the chat template's tokens between
+    the user's message and the answer); ``None`` when there is no header (corpus windows)."""
+    n = len(header)
+    if not n:
+        return None
+    for i in range(len(ids) - n, -1, -1):
+        if ids[i : i + n] == header:
+            return i + n
+    return None
+
+
+def assistant_header(tokenizer) -> list[int]:
+    """The chat template's tokens after the user's message: the common tail of two prompts
+    (none without a chat template)."""
+    from models.generate import chat_prompt_ids
+
+    if not getattr(tokenizer, "chat_template", None):
+        return []
+    a, b = chat_prompt_ids(tokenizer, "a"), chat_prompt_ids(tokenizer, "b")
+    n = 0
+    while n < min(len(a), len(b)) and a[-1 - n] == b[-1 - n]:
+        n += 1
+    return a[len(a) - n :]
+
+
 def make_batch(sequences: list[Sequence_], index_of: torch.Tensor) -> dict[str, torch.Tensor]:
     """Right-padded inputs (``h_j``, ``t_{j+1}``) and targets (``h_{j+1}``, greedy label at
-    ``j+1`` as a draft-vocabulary index or -100) for ``j`` in ``0..len-2``."""
+    ``j+1`` as a draft-vocabulary index or -100) for ``j`` in ``0..len-2``; ``answer`` marks the
+    positions whose label is a token of the answer (sequences with an ``answer_start``)."""
     width = max(len(s["ids"]) for s in sequences) - 1
     hidden = sequences[0]["features"].shape[-1]
     features = torch.zeros(len(sequences), width + 1, hidden)
     ids = torch.zeros(len(sequences), width, dtype=torch.long)
     labels = torch.full((len(sequences), width), -100, dtype=torch.long)
     mask = torch.zeros(len(sequences), width, dtype=torch.long)
+    answer = torch.zeros(len(sequences), width, dtype=torch.bool)
     for row, s in enumerate(sequences):
         n = len(s["ids"]) - 1
         features[row, : n + 1] = s["features"].float()
         ids[row, :n] = s["ids"][1:].long()
         labels[row, :n] = index_of[s["labels"][1:].long()]
         mask[row, :n] = 1
-    return {"inputs": features[:, :-1], "targets": features[:, 1:], "ids": ids, "labels": labels, "mask": mask}
+        if s.get("answer_start") is not None:  # position j's label is the token at j + 2
+            answer[row, max(0, int(s["answer_start"]) - 2) : n] = True
+    return {
+        "inputs": features[:, :-1],
+        "targets": features[:, 1:],
+        "ids": ids,
+        "labels": labels,
+        "mask": mask,
+        "answer": answer,
+    }
 
 
 def losses(
     head: FeatureDraftHead, batch: dict[str, torch.Tensor], noise: float, unroll: int, cls_weight: float = 0.1
-) -> tuple[torch.Tensor, list[tuple[float, float, int, int]]]:
-    """Summed loss over unroll depths; per depth (reg, cls, correct, counted)."""
+) -> tuple[torch.Tensor, list[tuple[float, float, int, int, int, int]]]:
+    """Summed loss over unroll depths; per depth (reg, cls, correct, counted, and the same two
+    over answer positions only)."""
     mask = batch["mask"].bool()
     inputs = batch["inputs"]
     if noise > 0:
@@ -103,8 +141,12 @@ def losses(
         cls = F.cross_entropy(logits[mask], batch["labels"][mask], ignore_index=-100)
         total = total + reg + cls_weight * cls
         counted = batch["labels"][mask] >= 0
-        correct = int((logits[mask].argmax(-1) == batch["labels"][mask])[counted].sum())
-        stats.append((reg.item(), cls.item(), correct, int(counted.sum())))
+        hits = logits[mask].argmax(-1) == batch["labels"][mask]
+        in_answer = counted & batch["answer"][mask]
+        stats.append(
+            (reg.item(), cls.item(), int(hits[counted].sum()), int(counted.sum()),
+             int(hits[in_answer].sum()), int(in_answer.sum()))
+        )  # fmt: skip
         if depth + 1 < unroll:
             # Next pass: position j reads the head's prediction of h_j (made at j-1) instead of
             # the target's h_j; position 0 keeps the target's (there is no earlier guess).
@@ -117,16 +159,34 @@ def losses(
 
 @torch.no_grad()
 def evaluate(head: FeatureDraftHead, sequences: list[Sequence_], index_of: torch.Tensor, batch_size: int) -> dict:
-    """Held-out top-1 agreement with the target's greedy token at depth 1 and 2."""
+    """Held-out top-1 agreement with the target's greedy token at depth 1 and 2, over every
+    position and over the answers' positions only (what drafting meets; the chat template's
+    fixed system prompt is easy to learn by heart)."""
     head.eval()
-    sums = [[0, 0], [0, 0]]
+    sums = [[0, 0, 0, 0], [0, 0, 0, 0]]
     for i in range(0, len(sequences), batch_size):
         _, stats = losses(head, make_batch(sequences[i : i + batch_size], index_of), 0.0, 2)
-        for depth, (_, _, correct, counted) in enumerate(stats):
-            sums[depth][0] += correct
-            sums[depth][1] += counted
+        for depth, counts in enumerate(stats):
+            for k in range(4):
+                sums[depth][k] += counts[2 + k]
     head.train()
-    return {f"acc_depth{d + 1}": round(c / max(n, 1), 4) for d, (c, n) in enumerate(sums)}
+    out = {}
+    for d, (correct, counted, correct_answer, counted_answer) in enumerate(sums):
+        out[f"acc_depth{d + 1}"] = round(correct / max(counted, 1), 4)
+        out[f"acc_depth{d + 1}_answers"] = round(correct_answer / max(counted_answer, 1), 4)
+    return out
+
+
+def _earlier(meta: dict) -> str:
+    phases = meta.get("earlier_phases") or []
+    if not phases:
+        return ""
+    steps = sum(p["steps"] for p in phases)
+    minutes = sum(p["minutes"] for p in phases)
+    return (
+        f", continuing (`--init-from`) from {len(phases)} earlier run(s) of this script "
+        f"({steps:,} steps in {minutes:g} minutes; `training.json` has their settings)"
+    )
 
 
 def model_card(meta: dict) -> str:
@@ -143,14 +203,18 @@ taken when the head is loaded. Used by the `feature-head` drafter of
 `python -m playground.speculative` and the Speculative decoding tab.
 
 - Data: `{data["made_by"]}`; {data["sequences_train"]:,} sequences for training
-  ({data["tokens_train"]:,} tokens, prompts included), of which {data["sequences_train_corpus_windows"]:,} are windows of
+  ({data["tokens_train"]:,} tokens, prompts included): {data["sequences_train_answers"]:,} answers
+  ({data["tokens_train_answers"]:,} answer tokens) and {data["sequences_train_corpus_windows"]:,} windows of
   the offline corpus read by the target (`--source corpus`); {data["sequences_held_out"]:,} answers held out.
+  Shards: {", ".join(f"`{d}`" for d in data["answer_dirs"])}.
 - Training: `python -m models.train_feature_draft --target {meta["target"]} --minutes {meta["minutes"]:g}`
   ({meta["steps"]:,} steps of {meta["batch"]} sequences, peak learning rate {meta["lr"]:g}, input noise
-  {meta["noise"]:g}, unroll {meta["unroll"]}, token-loss weight {meta["cls_weight"]:g}), on this project's 2-core CPU machine.
-- Held out: the head's top draft token equals the target's greedy token {held["acc_depth1"]:.1%} of the
-  time from the target's features (depth 1) and {held["acc_depth2"]:.1%} from its own previous guess
-  (depth 2); the draft vocabulary contains the target's token {meta["held_out_label_coverage"]:.1%} of the time.
+  {meta["noise"]:g}, unroll {meta["unroll"]}, token-loss weight {meta["cls_weight"]:g}), on this project's 2-core CPU machine{_earlier(meta)}.
+- Held out, over the answers' tokens: the head's top draft token equals the target's greedy
+  token {held["acc_depth1_answers"]:.1%} of the time from the target's features (depth 1) and
+  {held["acc_depth2_answers"]:.1%} from its own previous guess (depth 2); over every position,
+  the chat template's fixed system prompt included, {held["acc_depth1"]:.1%} and {held["acc_depth2"]:.1%}.
+  The draft vocabulary contains the target's token {meta["held_out_label_coverage"]:.1%} of the time.
 - Lossless: the target verifies every drafted token over its full vocabulary, so decoding
   output is the target's own whatever the head proposes.
 - Speed on this machine: `python bench/speculative.py` (`assets/reports/speculative.json`).
@@ -182,6 +246,11 @@ def main(argv: list[str] | None = None) -> int:
         "--mixed-precision", choices=("no", "bf16", "fp16"), default="bf16", help="autocast (bf16: 1.7x faster on CPU)"
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--init-from",
+        type=Path,
+        help="continue from a saved head (its weights and draft vocabulary; a fresh optimizer and schedule)",
+    )
     args = parser.parse_args(argv)
     out = args.out or SHIPPED_HEADS / args.target
     torch.manual_seed(args.seed)
@@ -189,20 +258,38 @@ def main(argv: list[str] | None = None) -> int:
 
     from models.registry import load_model
 
-    target = load_model(args.target).model.requires_grad_(False)  # shared with the head, never trained
+    lm = load_model(args.target)
+    target = lm.model.requires_grad_(False)  # shared with the head, never trained
     sequences = load_shards(args.data)
     if not sequences:
         print(f"no data in {args.data}: run `python -m models.feature_draft_data` first", file=sys.stderr)
         return 2
+    header = assistant_header(lm.tokenizer)
     train, held = split(sequences)
     extra = [s for d in args.extra_data if d.exists() for s in load_shards(d)]
+    for s in (*train, *held, *extra):
+        s["answer_start"] = answer_start(s["ids"].tolist(), header)
+    # Answers from other runs (another --seed) only train: drop any whose prompt is held out.
+    held_prompts = {tuple(s["ids"][: s["answer_start"]].tolist()) for s in held if s["answer_start"]}
+    extra = [
+        s for s in extra if not s["answer_start"] or tuple(s["ids"][: s["answer_start"]].tolist()) not in held_prompts
+    ]
     train += extra
     eos = target.generation_config.eos_token_id
     always = [eos] if isinstance(eos, int) else list(eos or [])
-    vocab = draft_vocabulary(train, args.draft_vocab, always)
-    config = FeatureDraftConfig.for_target(target, args.target, len(vocab))
-    head = FeatureDraftHead(config)
-    head.draft_vocab.copy_(vocab)
+    earlier: list[dict] = []
+    if args.init_from:
+        head = FeatureDraftHead.from_pretrained(str(args.init_from))
+        vocab, config = head.draft_vocab.clone(), head.config
+        previous = args.init_from / "training.json"
+        if previous.exists():
+            meta = json.loads(previous.read_text())
+            earlier = [*meta.pop("earlier_phases", []), meta]
+    else:
+        vocab = draft_vocabulary(train, args.draft_vocab, always)
+        config = FeatureDraftConfig.for_target(target, args.target, len(vocab))
+        head = FeatureDraftHead(config)
+        head.draft_vocab.copy_(vocab)
     head.attach_target(target)
     index_of = torch.full((config.target_vocab_size,), -100, dtype=torch.long)
     index_of[vocab] = torch.arange(len(vocab))
@@ -217,7 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     log_path = out / "train_log.csv"
     log = csv.writer(log_path.open("w", newline=""))
-    log.writerow(["step", "seconds", "sequences", "reg", "cls", "reg2", "cls2", "acc_depth1", "acc_depth2"])
+    accuracies = ["acc_depth1", "acc_depth2", "acc_depth1_answers", "acc_depth2_answers"]
+    log.writerow(["step", "seconds", "sequences", "reg", "cls", "reg2", "cls2", *accuracies])
     accelerator.print(
         f"{len(train)} train / {len(held)} held-out sequences, "
         f"{sum(len(s['ids']) for s in train)} train tokens; draft vocabulary {len(vocab)} covers "
@@ -262,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
         second = stats[1] if len(stats) > 1 else (float("nan"), float("nan"))
         log.writerow(
             [step, round(elapsed, 1), seen, round(stats[0][0], 5), round(stats[0][1], 4), round(second[0], 5),
-             round(second[1], 4), metrics.get("acc_depth1", ""), metrics.get("acc_depth2", "")]
+             round(second[1], 4), *(metrics.get(k, "") for k in accuracies)]
         )  # fmt: skip
         metrics = {}
     if accelerator.is_main_process:
@@ -271,10 +359,17 @@ def main(argv: list[str] | None = None) -> int:
             "target": args.target,
             "data": {
                 "sequences_train": len(train),
-                "sequences_train_corpus_windows": len(extra),
+                "sequences_train_corpus_windows": sum(1 for s in extra if not s["answer_start"]),
+                "sequences_train_answers": sum(1 for s in train if s["answer_start"]),
+                "tokens_train_answers": sum(len(s["ids"]) - s["answer_start"] for s in train if s["answer_start"]),
                 "sequences_held_out": len(held),
                 "tokens_train": sum(len(s["ids"]) for s in train),
                 "made_by": "python -m models.feature_draft_data (greedy answers of the target in its chat template)",
+                "answer_dirs": [
+                    str(d.relative_to(REPO_ROOT)) if d.is_relative_to(REPO_ROOT) else str(d)
+                    for d in [args.data, *args.extra_data]
+                    if d.exists()
+                ],
             },
             "draft_vocab": len(vocab),
             "held_out_label_coverage": round(label_cover, 4),
@@ -288,6 +383,7 @@ def main(argv: list[str] | None = None) -> int:
             "cls_weight": args.cls_weight,
             "mixed_precision": args.mixed_precision,
             "parameters": sum(p.numel() for p in raw.parameters()),
+            "earlier_phases": earlier,
             "held_out": held_out or evaluate(raw, held, index_of, args.batch),
         }
         (out / "training.json").write_text(json.dumps(meta, indent=1) + "\n")

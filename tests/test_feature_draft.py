@@ -9,10 +9,10 @@ import torch
 from conftest import SENTENCES
 
 import models  # noqa: F401  (OMP_WAIT_POLICY before torch threads start)
-from models.feature_draft import load_feature_head
+from models.feature_draft import FeatureDraftHead, load_feature_head
 from models.feature_draft_data import build_prompts
 from models.feature_draft_data import main as data_main
-from models.train_feature_draft import draft_vocabulary, make_batch, split
+from models.train_feature_draft import answer_start, draft_vocabulary, make_batch, split
 from models.train_feature_draft import main as train_main
 from playground.speculative.prompts import GROUNDED_PROMPT, OPEN_ENDED_PROMPT
 
@@ -54,8 +54,19 @@ def test_batches_pair_each_feature_with_the_next_token_and_targets() -> None:
     torch.testing.assert_close(batch["targets"][0], seqs[0]["features"][1:].float())
     assert batch["labels"][0].tolist() == index_of[torch.tensor([7, 9, 2])].tolist()
     assert batch["labels"][1, 1:].tolist() == [-100, -100]
+    assert not batch["answer"].any()  # no answer_start: corpus windows
+    seqs[0]["answer_start"] = 3  # answer ids[3:] = [8]: position 1 predicts it, position 2 what follows
+    assert make_batch(seqs, index_of)["answer"].tolist() == [[False, True, True], [False, False, False]]
     train, held = split(list(range(45)), every=20)  # type: ignore[arg-type]
     assert held == [0, 20, 40] and len(train) == 42
+
+
+def test_answer_start_follows_the_last_header() -> None:
+    header = [1, 520, 198]
+    assert answer_start([1, 9, 198, 1, 520, 198, 7, 1, 520, 198, 42, 43], header) == 10
+    assert answer_start([5, 6, 7], header) is None
+    assert answer_start([1, 520, 198], header) == 3  # an empty answer
+    assert answer_start([5, 6], []) is None
 
 
 def test_data_then_training_then_drafting(tiny_bpe_dir: Path, tmp_path: Path) -> None:
@@ -82,6 +93,14 @@ def test_data_then_training_then_drafting(tiny_bpe_dir: Path, tmp_path: Path) ->
     assert meta["steps"] >= 1 and 0.0 <= meta["held_out"]["acc_depth1"] <= 1.0 and meta["draft_vocab"] <= 64
     assert "# Feature draft head" in (out / "README.md").read_text()
     assert (out / "train_log.csv").read_text().startswith("step,")
+    again = tmp_path / "head2"  # a second phase continues from the first head
+    args2 = [*train_args[:-4], "--out", str(again), "--minutes", "0.05", "--init-from", str(out)]
+    assert train_main([*args2, "--batch", "4", "--mixed-precision", "no"]) == 0
+    meta2 = json.loads((again / "training.json").read_text())
+    assert [p["steps"] for p in meta2["earlier_phases"]] == [meta["steps"]]
+    assert "continuing (`--init-from`) from 1 earlier run" in (again / "README.md").read_text()
+    first_vocab = FeatureDraftHead.from_pretrained(str(out)).draft_vocab
+    assert torch.equal(FeatureDraftHead.from_pretrained(str(again)).draft_vocab, first_vocab)
 
     target = load_model(name).model
     head = load_feature_head(out, target)

@@ -33,7 +33,9 @@ from playground.speculative.drafters import (
     MODEL_FREE_DRAFTERS,
     DrafterError,
     DraftSettings,
+    PassCostModel,
     PromptLookupDrafter,
+    best_tree_size,
     make_drafter,
     parse_layers,
 )
@@ -222,7 +224,9 @@ DRAFTER_CASES = [
     ("draft-model", "chain", "other"),
     ("draft-model", "static", "other"),
     ("draft-model", "dynamic", "other"),
+    ("draft-model", "adaptive", "other"),
     ("feature-head", "dynamic", "head"),
+    ("feature-head", "adaptive", "head"),
     ("feature-head", "static", "head"),
     ("feature-head", "chain", "head"),
 ]
@@ -425,6 +429,54 @@ def test_prompt_lookup_proposes_the_continuation() -> None:
     # "3 4" occurred twice; the latest continuation (6 7 3) comes first, then (5 9 2)
     assert tree.tokens[:3] == [6, 7, 3] and tree.parents[:3] == [ROOT, 0, 1]
     assert tree.tokens[3:] == [5, 9, 2]
+
+
+def test_best_tree_size_maximises_expected_tokens_per_second() -> None:
+    rng = random.Random(0)
+    for _ in range(200):
+        probs = sorted((rng.random() ** rng.choice([1, 3]) for _ in range(rng.randrange(0, 12))), reverse=True)
+        fixed, per_node, spent = rng.uniform(0.01, 0.1), rng.uniform(0, 0.02), rng.uniform(0, 0.02)
+        size, rate = best_tree_size(probs, lambda n, f=fixed, c=per_node: f + c * n, spent)
+        rates = [(1 + sum(probs[:m])) / (fixed + per_node * m + spent) for m in range(len(probs) + 1)]
+        assert rate == pytest.approx(max(rates)) and rates[size] == pytest.approx(max(rates))
+    # free nodes are always worth sending; worthless ones never are
+    assert best_tree_size([0.5, 0.1], lambda n: 1.0, 0.0)[0] == 2
+    assert best_tree_size([0.0, 0.0], lambda n: 1.0 + n, 0.0)[0] == 0
+
+
+def test_pass_cost_model_fits_passes() -> None:
+    costs = PassCostModel(prior_ratio=0.1)
+    assert costs.verify_seconds(10) == pytest.approx(2.0)  # nothing seen: only the prior ratio
+    costs.add_pass(3, 0.04)
+    assert costs.fixed_and_per_node == pytest.approx((0.04 / 1.3, 0.004 / 1.3))  # one size: prior ratio
+    costs = PassCostModel(window=6)
+    costs.add_pass(7, 9.0)  # falls out of the window
+    for n in (0, 2, 5, 9, 2, 30):
+        costs.add_pass(n, 0.030 + 0.003 * n)
+    assert costs.fixed_and_per_node == pytest.approx((0.030, 0.003))
+    costs.add_level(0.002)
+    costs.add_level(0.004)
+    assert costs.level_seconds == pytest.approx(0.003)
+
+
+def test_adaptive_tree_sends_nothing_when_passes_are_dear(
+    target: LlamaForCausalLM, other_draft: LlamaForCausalLM
+) -> None:
+    """Nodes that cost a whole pass each never pay for themselves (accepted at most once):
+    the adaptive drafter then proposes empty trees (plain steps); cheap nodes make it draft."""
+    prompt = PROMPTS[0]
+    dear = make_drafter("draft-model", target, DraftSettings(6, 4), draft_model=other_draft, shape="adaptive")
+    dear.start(prompt)
+    for _ in range(5):
+        dear.observe_pass(0, 1.0)
+        dear.observe_pass(4, 5.0)
+    assert len(dear.draft(prompt, 0.0, torch.Generator())) == 0
+    cheap = make_drafter("draft-model", target, DraftSettings(6, 4), draft_model=target, shape="adaptive")
+    cheap.start(prompt)
+    for _ in range(5):
+        cheap.observe_pass(0, 1.0)
+        cheap.observe_pass(4, 1.0 + 1e-6)
+    assert len(cheap.draft(prompt, 0.0, torch.Generator())) > 0
 
 
 def test_layer_skip_shares_weights(target: LlamaForCausalLM) -> None:

@@ -1,14 +1,17 @@
 """Drafters: given the committed tokens, propose a tree of likely next tokens.
 
 Model-free drafters (prompt lookup, suffix automaton, Token Recycling) propose deterministic
-candidates. Model drafters (a smaller model of the same tokenizer, or the target's own layers
-with some skipped) draw a chain, a static top-k tree, or a dynamic tree under a node budget.
+candidates. Model drafters (a smaller model of the same tokenizer, the target's own layers
+with some skipped, or a feature head) draw a chain, a static top-k tree, a dynamic tree under
+a node budget, or an adaptive tree: a dynamic tree cut to the size that pays for itself on
+this machine (see :class:`PassCostModel`).
 """
 
 from __future__ import annotations
 
 import heapq
 import math
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,8 +48,8 @@ MODEL_FREE_DRAFTERS: tuple[str, ...] = (
     "token-recycling",
     "suffix-automaton+token-recycling",
 )
-TreeShape = Literal["chain", "static", "dynamic"]
-TREE_SHAPES: tuple[str, ...] = ("chain", "static", "dynamic")
+TreeShape = Literal["chain", "static", "dynamic", "adaptive"]
+TREE_SHAPES: tuple[str, ...] = ("chain", "static", "dynamic", "adaptive")
 MAX_TREE_BUDGET = 128
 
 
@@ -96,6 +99,72 @@ class Drafter(ABC):
     def observe_hidden(self, hidden: torch.Tensor, next_tokens: Sequence[int]) -> None:
         """The target's final hidden states at newly committed positions (rows in order) and
         the token committed after each, when wanted."""
+
+    def observe_pass(self, nodes: int, seconds: float) -> None:
+        """How long the target took to verify a tree of ``nodes`` nodes (every step)."""
+
+
+class PassCostModel:
+    """What a verification pass and a draft level cost on this machine, learned while decoding.
+
+    A pass over a tree of ``n`` nodes takes about ``fixed + per_node * n`` seconds: on a CPU a
+    small model's step is bound by reading its weights, so extra rows cost a fraction of a step
+    (SmolLM2-135M, one thread: 1 token 32 ms, 4 tokens 42 ms; `bench/speculative.py`). Both terms
+    are fitted by least squares over the last ``window`` passes; until two tree sizes have been
+    seen, ``per_node`` is ``prior_ratio * fixed``. A draft level's cost is the mean of the last
+    ones timed.
+    """
+
+    def __init__(self, prior_ratio: float = 0.1, window: int = 64) -> None:
+        self.prior_ratio, self.window = prior_ratio, window
+        self._passes: list[tuple[int, float]] = []
+        self._levels: list[float] = []
+
+    def add_pass(self, nodes: int, seconds: float) -> None:
+        self._passes = [*self._passes, (nodes, seconds)][-self.window :]
+
+    def add_level(self, seconds: float) -> None:
+        self._levels = [*self._levels, seconds][-self.window :]
+
+    @property
+    def fixed_and_per_node(self) -> tuple[float, float]:
+        if not self._passes:
+            return 1.0, self.prior_ratio  # only ratios matter before the first pass
+        xs = [float(n) for n, _ in self._passes]
+        ys = [t for _, t in self._passes]
+        mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
+        var = sum((x - mean_x) ** 2 for x in xs)
+        if var > 0:
+            slope = max(0.0, sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / var)
+            fixed = mean_y - slope * mean_x
+            if fixed > 0:
+                return fixed, slope
+        fixed = sum(y / (1 + self.prior_ratio * x) for x, y in zip(xs, ys, strict=True)) / len(xs)
+        return fixed, self.prior_ratio * fixed
+
+    def verify_seconds(self, nodes: int) -> float:
+        fixed, per_node = self.fixed_and_per_node
+        return fixed + per_node * nodes
+
+    @property
+    def level_seconds(self) -> float:
+        if self._levels:
+            return sum(self._levels) / len(self._levels)
+        return self.prior_ratio * self.fixed_and_per_node[0]
+
+
+def best_tree_size(path_probs: Sequence[float], verify_seconds, spent: float) -> tuple[int, float]:
+    """How many of the candidates (``path_probs``: each one's chance that its whole path is
+    accepted, in decreasing order) to send to the target, maximising expected tokens per second
+    of the step: ``(1 + sum(path_probs[:m])) / (verify_seconds(m) + spent)``, ``spent`` being
+    what drafting already cost. Returns ``m`` and that rate; ``m = 0`` is a plain step."""
+    best, best_rate, expected = 0, 1.0 / (verify_seconds(0) + spent), 1.0
+    for m, p in enumerate(path_probs, start=1):
+        expected += p
+        rate = expected / (verify_seconds(m) + spent)
+        if rate > best_rate:
+            best, best_rate = m, rate
+    return best, best_rate
 
 
 # --- model-free ---------------------------------------------------------------------------
@@ -263,6 +332,14 @@ class ModelDrafter(Drafter):
     - ``dynamic``: EAGLE-2 / DySpec style: expand the ``beam`` most probable nodes of each
       level (by product of draft probabilities along the path), then keep the ``budget``
       most probable nodes overall.
+    - ``adaptive``: the dynamic tree, with the product of draft probabilities along a path taken
+      as the chance the target accepts it (EAGLE-2's observation: draft confidence tracks
+      acceptance), grown and cut by what passes and draft levels cost on this machine
+      (:class:`PassCostModel`, learned while decoding): a level is drafted only if its best
+      node could pay for itself, and the tree sent to the target is the prefix of the ``budget``
+      best nodes that maximises expected tokens per second (:func:`best_tree_size`), none at all
+      (a plain step) when the draft is too unsure. Where a dynamic tree of fixed size loses
+      time on hard text, this one falls back towards plain decoding.
 
     With temperature > 0, chain and static children are drawn without replacement from the
     draft distribution (Gumbel top-k), which the sampling rule needs to stay lossless. The
@@ -286,6 +363,10 @@ class ModelDrafter(Drafter):
         self.model, self.shape, self.branch, self.beam = model, shape, branch, beam
         self._cache = new_cache()
         self._cached: list[int] = []
+        self.costs = PassCostModel()  # used by the adaptive shape
+
+    def observe_pass(self, nodes: int, seconds: float) -> None:
+        self.costs.add_pass(nodes, seconds)
 
     def start(self, prompt_ids: Sequence[int]) -> None:
         self._cache, self._cached = new_cache(), []
@@ -320,16 +401,23 @@ class ModelDrafter(Drafter):
         return probs
 
     def draft(self, context: Sequence[int], temperature: float, generator: torch.Generator) -> DraftTree:
+        started = time.perf_counter()
         root_logits = self._catch_up(context)
         if root_logits is None:
             return DraftTree()
         prefix_len = self._prefix_length(context)
         try:
-            if self.shape == "dynamic":
-                return self._dynamic(root_logits, prefix_len, temperature)
+            if self.shape in ("dynamic", "adaptive"):
+                return self._dynamic(root_logits, prefix_len, temperature, started)
             return self._levels(root_logits, prefix_len, temperature, generator)
         finally:
             crop_to(self._cache, prefix_len)
+
+    def _timed_expand(self, prefix_len: int, tree: DraftTree, nodes: list[int], slots: dict[int, int]) -> torch.Tensor:
+        start = time.perf_counter()
+        logits = self._expand(prefix_len, tree, nodes, slots)
+        self.costs.add_level(time.perf_counter() - start)
+        return logits
 
     def _levels(
         self, root_logits: torch.Tensor, prefix_len: int, temperature: float, generator: torch.Generator
@@ -356,11 +444,14 @@ class ModelDrafter(Drafter):
             frontier, frontier_logits = level, self._expand(prefix_len, tree, level, slots)
         return tree
 
-    def _dynamic(self, root_logits: torch.Tensor, prefix_len: int, temperature: float) -> DraftTree:
+    def _dynamic(self, root_logits: torch.Tensor, prefix_len: int, temperature: float, started: float) -> DraftTree:
         """Grow by draft probability, then keep the ``budget`` best nodes (ancestor-closed,
         since a child is never more probable than its parent). Growth stops early once no
-        node of the newest level ranks among the ``budget`` best: none of its descendants could."""
+        node of the newest level ranks among the ``budget`` best: none of its descendants could.
+        The adaptive shape also stops when no node of the newest level could pay for a level and
+        a node below it, and keeps only as many nodes as pay for themselves."""
         k = min(self.beam, self.settings.budget)
+        adaptive = self.shape == "adaptive"
         full, slots = DraftTree(), {}
         scores: list[float] = []
         level_nodes = [ROOT]
@@ -381,16 +472,29 @@ class ModelDrafter(Drafter):
                 cutoff = sorted(scores, reverse=True)[self.settings.budget - 1]
                 if max(scores[i] for i in candidates) < cutoff:
                     break
+            if adaptive:
+                # A child is at most as likely as its parent: a level is worth drafting only if
+                # its best parent's chance could pay for the level and one more node.
+                _, rate = self._adaptive_size(scores, started)
+                _, per_node = self.costs.fixed_and_per_node
+                if math.exp(max(scores[i] for i in candidates)) < rate * (per_node + self.costs.level_seconds):
+                    break
             level_nodes = sorted(candidates, key=lambda i: -scores[i])[: self.beam]
-            level_logits = self._expand(prefix_len, full, level_nodes, slots)
+            level_logits = self._timed_expand(prefix_len, full, level_nodes, slots)
         depths = full.depths()
-        keep = sorted(range(len(full)), key=lambda i: (-scores[i], depths[i]))[: self.settings.budget]
+        size = self._adaptive_size(scores, started)[0] if adaptive else self.settings.budget
+        keep = sorted(range(len(full)), key=lambda i: (-scores[i], depths[i]))[:size]
         keep_set = set(keep)
         keep = [i for i in range(len(full)) if i in keep_set and all(a in keep_set for a in full.path_to(i))]
         tree, new_index = DraftTree(), {ROOT: ROOT}
         for i in keep:  # parents-first order is preserved
             new_index[i] = tree.add(full.tokens[i], new_index[full.parents[i]], full.draft_probs[i])
         return tree
+
+    def _adaptive_size(self, scores: list[float], started: float) -> tuple[int, float]:
+        """:func:`best_tree_size` over the ``budget`` best candidates so far."""
+        best = sorted(scores, reverse=True)[: self.settings.budget]
+        return best_tree_size([math.exp(s) for s in best], self.costs.verify_seconds, time.perf_counter() - started)
 
 
 class LayerSkipDrafter(ModelDrafter):
@@ -562,7 +666,7 @@ def make_drafter(
             raise DrafterError("the feature-head drafter needs a feature draft head trained for this target")
         if not supports_hidden_states(target):
             raise DrafterError(f"{type(target).__name__} does not expose the hidden states a feature head reads")
-        return FeatureDrafter(draft_model, settings, shape="dynamic" if shape == "chain" else shape)
+        return FeatureDrafter(draft_model, settings, shape=shape)
     if name == "draft-model":
         if draft_model is None:
             raise DrafterError("the draft-model drafter needs a draft model (--draft-model NAME)")

@@ -171,6 +171,7 @@ def speculative_generate(
             verdict = accept_greedy(tree, logits)
         keep_positions(cache, prefix + 1, [prefix + 1 + i for i in verdict.accepted])
         t2 = time.perf_counter()
+        drafter.observe_pass(len(tree), t2 - t1)
         target_probs = _node_probs(tree, logits, temperature)
         new, stop = _truncate(
             [tree.tokens[i] for i in verdict.accepted] + [verdict.bonus],

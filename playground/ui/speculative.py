@@ -59,6 +59,9 @@ CSS = """
 """
 
 
+MODEL_DRAFTERS = ("draft-model", "layer-skip", "feature-head")  # the ones a tree shape applies to
+
+
 def _label(text: str) -> str:
     shown = visible_whitespace(text)
     return shown if len(shown) <= 14 else shown[:13] + "…"
@@ -251,8 +254,11 @@ def summary_markdown(data: dict[str, Any]) -> str:
     identical = {True: "**yes**", False: "**NO**", None: "n/a (sampling)"}[s["identical"]]
     unit = data.get("unit", "token")  # HAT runs count words and backbone passes
     passes = "backbone passes" if unit == "word" else "target forward passes"
-    weights = data.get("settings", {}).get("weights")  # token targets only
+    settings = data.get("settings", {})
+    weights = settings.get("weights")  # token targets only
     weights = f" · target weights: {weights} (both runs)" if weights else ""
+    if settings.get("drafter") in MODEL_DRAFTERS and settings.get("tree_shape"):
+        weights = f" · tree shape: {settings['tree_shape']}{weights}"
     return (
         f"| | plain | speculative |\n|---|---|---|\n"
         f"| {unit}s | {len(data['plain_tokens'])} | {s['new_tokens']} |\n"
@@ -272,6 +278,12 @@ def step_markdown(data: dict[str, Any] | None, step: int) -> str:
         return ""
     s = data["steps"][step]
     accepted = "".join(s["new_texts"][: len(s["accepted_tokens"])])
+    if not s["tree"]["tokens"]:
+        return (
+            f"**Step {step}** of {len(data['steps'])} · root `{visible_whitespace(s['root_text'])}` · no draft "
+            f"(a plain step): the target adds `{visible_whitespace(s['bonus_text'])}` · "
+            f"drafting {1000 * s['draft_seconds']:.0f} ms, verifying {1000 * s['verify_seconds']:.0f} ms"
+        )
     return (
         f"**Step {step}** of {len(data['steps'])} · root `{visible_whitespace(s['root_text'])}` · "
         f"accepted {len(s['accepted_tokens'])} of {len(s['tree']['tokens'])}: "
@@ -409,6 +421,9 @@ def build_tab(config: AppConfig) -> None:
                     list(TREE_SHAPES),
                     value="chain",
                     label="Tree shape (model drafters)",
+                    info="chain: one token per depth · static: the top 2 children of every node · dynamic "
+                    "(EAGLE-2): the budget's most probable nodes · adaptive: dynamic, cut to the size that pays "
+                    "for itself on this machine (none at all when the draft is unsure)",
                     visible=False,
                     elem_id="spec-shape",
                 )
@@ -447,11 +462,12 @@ def build_tab(config: AppConfig) -> None:
     state = gr.State(None)
 
     def on_drafter(name: str) -> tuple[Any, Any, Any]:
-        model_based = name in ("draft-model", "layer-skip", "feature-head")
+        model_based = name in MODEL_DRAFTERS
         return (
             gr.update(visible=name == "draft-model"),
-            # The feature head was made for EAGLE-2's dynamic trees; the others start as chains.
-            gr.update(visible=model_based, **({"value": "dynamic"} if name == "feature-head" else {})),
+            # The feature head's draft probabilities track acceptance, which the adaptive tree
+            # needs (fastest for it in bench/speculative.py); the others start as chains.
+            gr.update(visible=model_based, **({"value": "adaptive"} if name == "feature-head" else {})),
             gr.update(info=DRAFTER_HELP.get(name, "")),
         )
 

