@@ -371,7 +371,13 @@ def test_greedy_rule_follows_argmax() -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "shape"), [("draft-model", "static"), ("token-recycling", "chain"), ("feature-head", "dynamic")]
+    ("name", "shape"),
+    [
+        ("draft-model", "static"),
+        ("token-recycling", "chain"),
+        ("feature-head", "dynamic"),
+        ("draft-model", "adaptive"),
+    ],
 )
 def test_speculative_sampling_next_tokens_match_target(name: str, shape: str) -> None:
     """End to end on a tiny model: the first two sampled tokens follow the target's law."""

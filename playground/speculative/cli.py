@@ -32,7 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--tree-budget", type=int, default=8, help="most draft tokens per step (default 8)")
     parser.add_argument("--max-depth", type=int, default=8, help="longest draft path (default 8)")
-    parser.add_argument("--tree-shape", choices=TREE_SHAPES, default="chain", help="for model drafters")
+    parser.add_argument(
+        "--tree-shape",
+        choices=TREE_SHAPES,
+        help="for model drafters (default: adaptive for feature-head, whose draft probabilities track "
+        "acceptance; chain for the others)",
+    )
     parser.add_argument(
         "--keep-layers", help="layer-skip: layers to keep, e.g. 0-23 (default: the first 80%% of the layers)"
     )
@@ -72,7 +77,7 @@ def _run(args: argparse.Namespace) -> dict:
         temperature=args.temperature,
         tree_budget=args.tree_budget,
         max_depth=args.max_depth,
-        tree_shape=args.tree_shape,
+        tree_shape=args.tree_shape or ("adaptive" if args.drafter == "feature-head" else "chain"),
         keep_layers=args.keep_layers,
         seed=args.seed,
         chat=args.chat,
