@@ -7,6 +7,11 @@ taken from each model (HAT: exact per byte, its [EOW] charged to the word's last
 token's surprisal spread evenly over its bytes) and summed over HAT's words (hat-splitter). Words
 are classed by their frequency rank in the first 5 MB of the training split: the 100 most frequent,
 ranks 100-1k, 1k-10k, rarer, never seen, and words without a letter or digit (spaces, punctuation).
+
+``positions``: mean surprisal (bits) of a byte by its place in its word, for hat-tiny and the flat
+byte model byte-tiny (both exact per byte): the spaces before a word, its 1st, 2nd, ... byte after
+them, and its last byte (HAT's [EOW] included, which says the word ends there). It shows what the
+hierarchy buys and where it does not.
 """
 
 from __future__ import annotations
@@ -37,6 +42,15 @@ def word_class(word: bytes, rank: dict[bytes, int]) -> str:
     return "top-100" if r < 100 else "100-1k" if r < 1000 else "1k-10k" if r < 10000 else "rarer"
 
 
+POSITIONS = ("space", "1", "2", "3", "4", "5", "6", "7", "8+")
+
+
+def position_labels(word: bytes) -> list[str]:
+    """Each byte's place in ``word``: ``"space"`` for leading spaces, then 1, 2, ... (8+)."""
+    lead = len(word) - len(word.lstrip(b" "))
+    return ["space"] * lead + [str(i) if i < 8 else "8+" for i in range(1, len(word) - lead + 1)]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--text", type=Path, default=ROOT / "data/corpus/en/val.txt")
@@ -46,22 +60,32 @@ def main() -> None:
 
     text = args.text.read_bytes()[: args.bytes].decode("utf-8", errors="ignore")
     registry = Registry()
-    hat, bpe = registry.load_model("hat-tiny"), registry.load_model("bpe-tiny")
+    hat, bpe, flat = (registry.load_model(name) for name in ("hat-tiny", "bpe-tiny", "byte-tiny"))
     counts = collections.Counter(hat.model.split(args.train.read_bytes()[: 5 << 20].decode("utf-8", errors="ignore")))
     rank = {w: i for i, (w, _) in enumerate(counts.most_common())}
-    by_hat, by_bpe = score_text(hat, text), score_text(bpe, text)
+    by_hat, by_bpe, by_flat = score_text(hat, text), score_text(bpe, text), score_text(flat, text)
     raw = text.encode()
     sums = {c: {"words": 0, "bytes": 0, "hat_bits": 0.0, "bpe_bits": 0.0} for c in CLASSES}
+    places = {p: {"bytes": 0, "hat_bits": 0.0, "byte_bits": 0.0} for p in (*POSITIONS, "last")}
     for start, end in by_hat.units:
         s = sums[word_class(raw[start:end], rank)]
         s["words"] += 1
         s["bytes"] += end - start
         s["hat_bits"] += float(by_hat.byte_bits[start:end].sum())
         s["bpe_bits"] += float(by_bpe.byte_bits[start:end].sum())
+        for i, label in enumerate(position_labels(raw[start:end])):
+            for place in (label, "last") if i == end - start - 1 else (label,):
+                places[place]["bytes"] += 1
+                places[place]["hat_bits"] += float(by_hat.byte_bits[start + i])
+                places[place]["byte_bits"] += float(by_flat.byte_bits[start + i])
     report = {
         "text": str(args.text.relative_to(ROOT) if args.text.is_relative_to(ROOT) else args.text),
         "bytes": by_hat.n_bytes,
-        "bpb": {"hat-tiny": round(by_hat.bpb, 4), "bpe-tiny": round(by_bpe.bpb, 4)},
+        "bpb": {
+            "hat-tiny": round(by_hat.bpb, 4),
+            "bpe-tiny": round(by_bpe.bpb, 4),
+            "byte-tiny": round(by_flat.bpb, 4),
+        },
         "classes": {
             c: {
                 "words": s["words"],
@@ -73,6 +97,15 @@ def main() -> None:
             }
             for c, s in sums.items()
             if s["bytes"]
+        },
+        "positions": {
+            p: {
+                "bytes": v["bytes"],
+                "hat_bits": round(v["hat_bits"] / v["bytes"], 3),
+                "byte_tiny_bits": round(v["byte_bits"] / v["bytes"], 3),
+            }
+            for p, v in places.items()
+            if v["bytes"]
         },
     }
     print(json.dumps(report, indent=2))
