@@ -13,7 +13,7 @@ import heapq
 import math
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -109,7 +109,7 @@ class PassCostModel:
 
     A pass over a tree of ``n`` nodes takes about ``fixed + per_node * n`` seconds: on a CPU a
     small model's step is bound by reading its weights, so extra rows cost a fraction of a step
-    (SmolLM2-135M, one thread: 1 token 32 ms, 4 tokens 42 ms; `bench/speculative.py`). Both terms
+    (SmolLM2-135M, float16 weights, one thread: 1 token 31 ms, 4 tokens 42 ms; `bench/speculative.py`). Both terms
     are fitted by least squares over the last ``window`` passes; until two tree sizes have been
     seen, ``per_node`` is ``prior_ratio * fixed``. A draft level's cost is the mean of the last
     ones timed.
@@ -153,7 +153,9 @@ class PassCostModel:
         return self.prior_ratio * self.fixed_and_per_node[0]
 
 
-def best_tree_size(path_probs: Sequence[float], verify_seconds, spent: float) -> tuple[int, float]:
+def best_tree_size(
+    path_probs: Sequence[float], verify_seconds: Callable[[int], float], spent: float
+) -> tuple[int, float]:
     """How many of the candidates (``path_probs``: each one's chance that its whole path is
     accepted, in decreasing order) to send to the target, maximising expected tokens per second
     of the step: ``(1 + sum(path_probs[:m])) / (verify_seconds(m) + spent)``, ``spent`` being

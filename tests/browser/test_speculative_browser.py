@@ -21,6 +21,16 @@ def step_info(page: Any) -> str:
     return page.locator("#spec-step-info").inner_text()
 
 
+def rerun_with(page: Any, radio: str, choice: str, before: str, after: str) -> None:
+    """Pick ``choice`` in ``radio``, run again, and check the new summary (``before`` -> ``after``)
+    still reports output identical to plain greedy decoding."""
+    page.locator(radio).get_by_text(choice, exact=True).click()
+    assert before in page.locator("#spec-summary").inner_text()
+    page.locator("#spec-run").click()
+    page.locator("#spec-summary").get_by_text(after).wait_for()
+    assert "identical to plain greedy: yes" in page.locator("#spec-summary").inner_text()
+
+
 def test_step_through_the_tree_view(page: Any, screenshot_dir: Path) -> None:
     page.get_by_role("tab", name="Speculative decoding").click()
     prompt = page.locator("#spec-prompt textarea")
@@ -106,16 +116,8 @@ def test_feature_head_on_smollm2(
         assert page.locator("#spec-tree .scatterlayer .point").count() >= 3  # root, draft nodes, bonus
         page.screenshot(path=str(screenshot_dir / "speculative-feature-head.png"), full_page=True)
         # Float16 target weights: plain decoding uses them too, and the output still matches it.
-        page.locator("#spec-weights").get_by_text("float16", exact=True).click()
-        assert "target weights: float32" in page.locator("#spec-summary").inner_text()
-        page.locator("#spec-run").click()
-        page.locator("#spec-summary").get_by_text("target weights: float16").wait_for()
-        assert "identical to plain greedy: yes" in page.locator("#spec-summary").inner_text()
+        rerun_with(page, "#spec-weights", "float16", "target weights: float32", "target weights: float16")
         page.screenshot(path=str(screenshot_dir / "speculative-float16.png"), full_page=True)
         # The adaptive tree: sized by what passes cost here, still lossless.
-        page.locator("#spec-shape").get_by_text("adaptive", exact=True).click()
-        assert "tree shape: dynamic" in page.locator("#spec-summary").inner_text()
-        page.locator("#spec-run").click()
-        page.locator("#spec-summary").get_by_text("tree shape: adaptive").wait_for()
-        assert "identical to plain greedy: yes" in page.locator("#spec-summary").inner_text()
+        rerun_with(page, "#spec-shape", "adaptive", "tree shape: dynamic", "tree shape: adaptive")
         page.screenshot(path=str(screenshot_dir / "speculative-adaptive.png"), full_page=True)
