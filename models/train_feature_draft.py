@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from accelerate import Accelerator
 
 from models.feature_draft import SHIPPED_HEADS, FeatureDraftConfig, FeatureDraftHead
+from models.train import earlier_phases
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -277,14 +278,10 @@ def main(argv: list[str] | None = None) -> int:
     train += extra
     eos = target.generation_config.eos_token_id
     always = [eos] if isinstance(eos, int) else list(eos or [])
-    earlier: list[dict] = []
+    earlier = earlier_phases(args.init_from)  # read now: this run's log may overwrite init_from's
     if args.init_from:
         head = FeatureDraftHead.from_pretrained(str(args.init_from))
         vocab, config = head.draft_vocab.clone(), head.config
-        previous = args.init_from / "training.json"
-        if previous.exists():
-            meta = json.loads(previous.read_text())
-            earlier = [*meta.pop("earlier_phases", []), meta]
     else:
         vocab = draft_vocabulary(train, args.draft_vocab, always)
         config = FeatureDraftConfig.for_target(target, args.target, len(vocab))
@@ -302,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     head, optimizer = accelerator.prepare(head, optimizer)
     raw = accelerator.unwrap_model(head)
     out.mkdir(parents=True, exist_ok=True)
+    for k, (_, earlier_log) in enumerate(earlier, start=1):  # as models.train.export keeps them
+        (out / f"train_log_phase{k}.csv").write_text(earlier_log)
     log_path = out / "train_log.csv"
     log = csv.writer(log_path.open("w", newline=""))
     accuracies = ["acc_depth1", "acc_depth2", "acc_depth1_answers", "acc_depth2_answers"]
@@ -383,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
             "cls_weight": args.cls_weight,
             "mixed_precision": args.mixed_precision,
             "parameters": sum(p.numel() for p in raw.parameters()),
-            "earlier_phases": earlier,
+            "earlier_phases": [m for m, _ in earlier],
             "held_out": held_out or evaluate(raw, held, index_of, args.batch),
         }
         (out / "training.json").write_text(json.dumps(meta, indent=1) + "\n")

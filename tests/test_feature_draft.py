@@ -98,6 +98,7 @@ def test_data_then_training_then_drafting(tiny_bpe_dir: Path, tmp_path: Path) ->
     assert train_main([*args2, "--batch", "4", "--mixed-precision", "no"]) == 0
     meta2 = json.loads((again / "training.json").read_text())
     assert [p["steps"] for p in meta2["earlier_phases"]] == [meta["steps"]]
+    assert (again / "train_log_phase1.csv").read_text() == (out / "train_log.csv").read_text()
     assert "continuing (`--init-from`) from 1 earlier run" in (again / "README.md").read_text()
     first_vocab = FeatureDraftHead.from_pretrained(str(out)).draft_vocab
     assert torch.equal(FeatureDraftHead.from_pretrained(str(again)).draft_vocab, first_vocab)
