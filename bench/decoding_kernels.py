@@ -2,10 +2,13 @@
 
     python bench/decoding_kernels.py [--threads 1] [--model smollm2-135m]
 
-For n = 1, 2, 4, 8, 16 tokens appended to a 300-token cache: the median time of the model's body
+For n = 1, 2, 4, 6, 8, 16 tokens appended to a 300-token cache: the median time of the model's body
 (all decoder layers, no LM head) and of the LM head on n rows, for
 - ``fp32-default``: the model as loaded (MKL sgemm),
-- ``fp32-onednn``: `decoding_model`'s view (linear layers on oneDNN, weights reordered once),
+- ``fp32-onednn``: `decoding_model`'s view (linear layers on oneDNN, weights reordered once
+  for calls of four rows, smaller calls padded to four: `OneDNNLinear`),
+- ``fp32-onednn-1row``: the same with weights reordered for one row and no padding (what
+  `OneDNNLinear` did before),
 - ``fp16-weights``: `decoding_model(model, "float16")` (`HalfWeightLinear`: float16 weights,
   float32 activations; a tree pass computes per row exactly what single steps compute);
 - ``bf16``: a bfloat16 copy (for comparison only: batched and single passes round differently);
@@ -34,14 +37,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 
-from models.cpu_kernels import decoding_model, onednn_linear
+from models.cpu_kernels import OneDNNLinear, decoding_model, onednn_linear, swap_linears
 from models.feature_draft import FeatureDraftHead, shipped_head_path
 from models.registry import load_model
 from playground.speculative.compare import encode_prompt
 from playground.speculative.modeling import crop_to, forward_tokens, new_cache
 from playground.speculative.prompts import GROUNDED_PROMPT
 
-SIZES = (1, 2, 4, 8, 16)
+SIZES = (1, 2, 4, 6, 8, 16)
 
 
 def _median_ms(fn, repeats: int) -> float:
@@ -124,6 +127,10 @@ def main(argv: list[str] | None = None) -> None:
     view = decoding_model(model)
     if view is not model:
         result["fp32-onednn"] = costs(view, prompt_ids, args.repeats)
+        one_row = swap_linears(
+            copy.deepcopy(model), lambda m: OneDNNLinear(m, min_rows=1) if type(m) is torch.nn.Linear else m
+        )
+        result["fp32-onednn-1row"] = costs(one_row, prompt_ids, args.repeats)
     result["fp16-weights"] = costs(decoding_model(model, "float16"), prompt_ids, args.repeats)
     result["bf16"] = costs(copy.deepcopy(model).to(torch.bfloat16), prompt_ids, args.repeats)
     head_dir = shipped_head_path(args.model)

@@ -65,6 +65,10 @@ CONFIGS: list[tuple[str, dict[str, Any]]] = [
         "feature-head/adaptive-16",
         {"drafter": "feature-head", "tree_budget": 16, "max_depth": 6, "tree_shape": "adaptive"},
     ),
+    (
+        "suffix-automaton+feature-head/adaptive-16",
+        {"drafter": "suffix-automaton+feature-head", "tree_budget": 16, "max_depth": 6, "tree_shape": "adaptive"},
+    ),
     ("prompt-lookup/8", {"drafter": "prompt-lookup", "tree_budget": 8, "max_depth": 8}),
     ("suffix-automaton/8", {"drafter": "suffix-automaton", "tree_budget": 8, "max_depth": 8}),
     ("suffix-automaton/16", {"drafter": "suffix-automaton", "tree_budget": 16, "max_depth": 12}),

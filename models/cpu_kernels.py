@@ -24,23 +24,36 @@ WEIGHT_FORMATS = ("float32", "float16")
 
 class OneDNNLinear(nn.Module):
     """A float32 ``nn.Linear`` on CPU whose weight oneDNN reordered once into its own blocked
-    layout. The default path (MKL sgemm) repacks the weight on every call, which for the 2-16
-    rows of a draft-tree pass costs about as much as the arithmetic: on SmolLM2-135M (one
-    thread, `bench/decoding_kernels.py`) the body took 60.3 ms before and 40.9 ms after for 8
-    tokens, 34.0 and 28.5 ms for one, and the LM head on 8 rows 14.9 and 7.7 ms. Same float32
-    arithmetic, other summation order (outputs agree to ~1e-6)."""
+    layout, for calls of at least ``min_rows`` rows; calls with fewer rows are padded with zero
+    rows up to it.
 
-    def __init__(self, linear: nn.Linear) -> None:
+    Why reorder: the default path (MKL sgemm) repacks the weight on every call, which for the
+    2-16 rows of a draft-tree pass costs about as much as the arithmetic (on SmolLM2-135M, one
+    thread, `bench/decoding_kernels.py`, the earlier Intel host: body 60.3 ms before and 40.9 ms
+    after for 8 tokens). Why pad: oneDNN's kernel for a weight packed for one row is slower
+    than its kernel for four, even at one row, and a weight packed for one row is slow at 2-8
+    (this AMD host, `decoding_kernels_epyc.json`: ``fp32-onednn-1row`` against
+    ``fp32-onednn``). Packed for four and padded, one token costs what four do, so a plain step
+    gets cheaper and a draft tree of up to a few nodes costs about one plain step. Each output
+    row is bitwise the same whatever the other rows of the call are (tested), so a tree pass
+    computes what single steps compute; against ``nn.Linear`` the summation order differs
+    (outputs agree to ~1e-6)."""
+
+    def __init__(self, linear: nn.Linear, min_rows: int = 4) -> None:
         super().__init__()
         self.weight, self.bias = linear.weight, linear.bias  # shared, for code that reads them
         self.in_features, self.out_features = linear.in_features, linear.out_features
-        self._packed = torch.ops.mkldnn._reorder_linear_weight(linear.weight.detach(), 1)
+        self.min_rows = min_rows
+        self._packed = torch.ops.mkldnn._reorder_linear_weight(linear.weight.detach(), min_rows)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.reshape(-1, x.shape[-1])
+        n = rows.shape[0]
+        if n < self.min_rows:
+            rows = torch.cat([rows, rows.new_zeros(self.min_rows - n, rows.shape[1])])
         bias = self.bias.detach() if self.bias is not None else None
         out = torch.ops.mkldnn._linear_pointwise(rows, self._packed, bias, "none", [], "")
-        return out.reshape(*x.shape[:-1], out.shape[-1])
+        return out[:n].reshape(*x.shape[:-1], out.shape[-1])
 
 
 class HalfWeightLinear(nn.Module):

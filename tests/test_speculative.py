@@ -30,6 +30,7 @@ from playground.speculative.cli import main as cli_main
 from playground.speculative.compare import RunSettings, SpeculativeInputError, compare, encode_prompt
 from playground.speculative.drafters import (
     DRAFTER_NAMES,
+    FEATURE_HEAD_DRAFTERS,
     MODEL_FREE_DRAFTERS,
     DrafterError,
     DraftSettings,
@@ -170,6 +171,25 @@ def test_decoding_view_shares_weights_and_matches_the_model(target: LlamaForCaus
     )
 
 
+def test_onednn_linear_pads_small_calls_and_rows_do_not_interact() -> None:
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(96, 40, bias=True)
+    packed = OneDNNLinear(linear)
+    assert packed.min_rows == 4 and packed.weight is linear.weight
+    x = torch.randn(2, 9, 96)
+    out = packed(x)
+    assert out.shape == (2, 9, 40)
+    torch.testing.assert_close(out, linear(x), atol=1e-5, rtol=1e-5)
+    # One, two or three rows are padded to four and come back unpadded, each row bitwise what it
+    # is in a call of any other size: a tree pass computes what plain steps compute.
+    rows = x.reshape(-1, 96)
+    for size in (1, 2, 3):
+        assert packed(rows[:size]).shape == (size, 40)
+    one_by_one = torch.cat([packed(rows[i : i + 1]) for i in range(len(rows))])
+    assert torch.equal(packed(rows), one_by_one)
+    assert torch.equal(packed(rows[5:8]), one_by_one[5:8])
+
+
 def test_half_weight_linear_rounds_weights_only_and_rows_do_not_interact() -> None:
     assert _fbgemm_available(), "the x86 CPU build of torch this project installs ships fbgemm"
     torch.manual_seed(0)
@@ -229,6 +249,7 @@ DRAFTER_CASES = [
     ("feature-head", "adaptive", "head"),
     ("feature-head", "static", "head"),
     ("feature-head", "chain", "head"),
+    ("suffix-automaton+feature-head", "adaptive", "head"),
 ]
 
 
@@ -376,6 +397,7 @@ def test_greedy_rule_follows_argmax() -> None:
         ("draft-model", "static"),
         ("token-recycling", "chain"),
         ("feature-head", "dynamic"),
+        ("suffix-automaton+feature-head", "dynamic"),
         ("draft-model", "adaptive"),
     ],
 )
@@ -385,7 +407,11 @@ def test_speculative_sampling_next_tokens_match_target(name: str, shape: str) ->
     model = tiny_llama(3, layers=2, vocab=vocab)
     with torch.no_grad():
         model.lm_head.weight.mul_(0.25)
-    draft = tiny_feature_head(model, draft_vocab=6) if name == "feature-head" else tiny_llama(4, layers=1, vocab=vocab)
+    draft = (
+        tiny_feature_head(model, draft_vocab=6)
+        if name in FEATURE_HEAD_DRAFTERS
+        else tiny_llama(4, layers=1, vocab=vocab)
+    )
     prompt = [1, 2, 3, 1, 2]
     first = torch.softmax(forward_tokens(model, new_cache(), prompt)[-1] / temperature, -1)
     second = torch.stack(
@@ -591,10 +617,31 @@ def test_cli_rejects_unknown_drafter(capsys: pytest.CaptureFixture[str]) -> None
 
 def test_every_drafter_name_builds(target: LlamaForCausalLM, feature_head: FeatureDraftHead) -> None:
     for name, shape in itertools.product(DRAFTER_NAMES, ["chain"]):
-        draft = feature_head if name == "feature-head" else target
+        draft = feature_head if name in FEATURE_HEAD_DRAFTERS else target
         drafter = make_drafter(name, target, DraftSettings(), draft_model=draft, shape=shape)
         drafter.start([1, 2])
         assert isinstance(drafter.draft([1, 2], 0.0, torch.Generator()), DraftTree)
+
+
+def test_copy_or_feature_drafts_the_copy_only_after_a_long_match(
+    target: LlamaForCausalLM, feature_head: FeatureDraftHead
+) -> None:
+    drafter = make_drafter(
+        "suffix-automaton+feature-head", target, DraftSettings(6, 3), draft_model=feature_head, shape="dynamic"
+    )
+    context = [5, 6, 7, 8, 9, 10, 11, 5, 6, 7, 8]  # the last 4 tokens occurred before
+    hidden = forward_hidden(target, new_cache(), context)
+    drafter.start(context)
+    drafter.observe_hidden(hidden[:-1], context[1:])
+    copy = drafter.draft(context, 0.0, torch.Generator())
+    # What followed the earlier match, up to the end of the text; no model call: point masses.
+    assert copy.tokens == [9, 10, 11, 5, 6, 7, 8] and copy.parents == [ROOT, 0, 1, 2, 3, 4, 5]
+    assert copy.draft_probs == [None] * 7
+    shorter = context[:-1]  # a 3-token match: the head drafts
+    drafter.start(shorter)
+    drafter.observe_hidden(hidden[:-2], shorter[1:])
+    head_tree = drafter.draft(shorter, 0.0, torch.Generator())
+    assert 0 < len(head_tree) <= 6 and all(p is not None for p in head_tree.draft_probs)
 
 
 # --- feature draft head --------------------------------------------------------------------

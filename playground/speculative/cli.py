@@ -13,7 +13,7 @@ from pathlib import Path
 
 import models  # noqa: F401  (sets OMP_WAIT_POLICY before torch loads)
 from playground.speculative.compare import MAX_NEW_TOKENS, WEIGHT_FORMATS, RunSettings, compare, load_draft, to_json
-from playground.speculative.drafters import DRAFTER_NAMES, TREE_SHAPES
+from playground.speculative.drafters import DRAFTER_NAMES, FEATURE_HEAD_DRAFTERS, TREE_SHAPES
 
 MAX_NEW_BYTES = 4096
 
@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--drafter", required=True, choices=DRAFTER_NAMES)
     parser.add_argument(
         "--draft-model",
-        help="draft model for --drafter draft-model (same tokenizer); for --drafter feature-head, a directory "
+        help="draft model for --drafter draft-model (same tokenizer); for the feature-head drafters, a directory "
         "with a head trained for the target (default: the one shipped for it)",
     )
     parser.add_argument("--tree-budget", type=int, default=8, help="most draft tokens per step (default 8)")
@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--tree-shape",
         choices=TREE_SHAPES,
-        help="for model drafters (default: adaptive for feature-head, whose draft probabilities track "
+        help="for model drafters (default: adaptive for the feature-head drafters, whose draft probabilities track "
         "acceptance; chain for the others)",
     )
     parser.add_argument(
@@ -77,7 +77,7 @@ def _run(args: argparse.Namespace) -> dict:
         temperature=args.temperature,
         tree_budget=args.tree_budget,
         max_depth=args.max_depth,
-        tree_shape=args.tree_shape or ("adaptive" if args.drafter == "feature-head" else "chain"),
+        tree_shape=args.tree_shape or ("adaptive" if args.drafter in FEATURE_HEAD_DRAFTERS else "chain"),
         keep_layers=args.keep_layers,
         seed=args.seed,
         chat=args.chat,

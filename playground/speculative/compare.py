@@ -14,6 +14,7 @@ from models.feature_draft import load_feature_head, shipped_head_path
 from models.generate import chat_prompt_ids
 from playground.speculative.drafters import (
     DRAFTER_NAMES,
+    FEATURE_HEAD_DRAFTERS,
     TREE_SHAPES,
     Drafter,
     DraftSettings,
@@ -112,14 +113,14 @@ def load_draft(
     drafter: str, target_name: str, target: PreTrainedModel, draft_name: str | None, load: Callable[[str], Any]
 ) -> PreTrainedModel | None:
     """The model a drafter drafts with: for ``draft-model``, the registered model ``draft_name``
-    (``load(name)`` gives a registry entry); for ``feature-head``, the head trained for
+    (``load(name)`` gives a registry entry); for the feature-head drafters, the head trained for
     ``target_name`` (shipped in ``assets/``) or, when ``draft_name`` is given, the head saved in
     that directory; none for the other drafters."""
     if drafter == "draft-model":
         if not draft_name:
             raise SpeculativeInputError("the draft-model drafter needs a draft model with the target's tokenizer")
         return load(draft_name).model
-    if drafter == "feature-head":
+    if drafter in FEATURE_HEAD_DRAFTERS:
         path = draft_name or shipped_head_path(target_name)
         if path is None:
             raise SpeculativeInputError(

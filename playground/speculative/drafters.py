@@ -41,6 +41,7 @@ DRAFTER_NAMES: tuple[str, ...] = (
     "suffix-automaton",
     "token-recycling",
     "suffix-automaton+token-recycling",
+    "suffix-automaton+feature-head",
 )
 MODEL_FREE_DRAFTERS: tuple[str, ...] = (
     "prompt-lookup",
@@ -48,6 +49,8 @@ MODEL_FREE_DRAFTERS: tuple[str, ...] = (
     "token-recycling",
     "suffix-automaton+token-recycling",
 )
+#: The drafters that draft with a feature head trained for the target.
+FEATURE_HEAD_DRAFTERS: tuple[str, ...] = ("feature-head", "suffix-automaton+feature-head")
 TreeShape = Literal["chain", "static", "dynamic", "adaptive"]
 TREE_SHAPES: tuple[str, ...] = ("chain", "static", "dynamic", "adaptive")
 MAX_TREE_BUDGET = 128
@@ -604,6 +607,37 @@ class FeatureDrafter(ModelDrafter):
         return full.index_copy_(0, self._vocab, probs)
 
 
+class CopyOrFeatureDrafter(Drafter):
+    """SAM-Decoding's combination with a trained drafter: when the context's suffix occurred
+    before for at least ``min_match`` tokens (4, SAM-Decoding's default), draft the copy (the
+    continuations of those earlier matches, ``copy_budget`` nodes at most, no model call);
+    otherwise the feature head's tree. Copies cost nothing to draft and run long where the
+    output quotes its input; the head covers text that was never written before. The head
+    observes every pass either way, so its cache never falls behind."""
+
+    name = "suffix-automaton+feature-head"
+    wants_target_hidden = True
+
+    def __init__(self, head: FeatureDrafter, min_match: int = 4, copy_budget: int = 8) -> None:
+        super().__init__(head.settings)
+        self.head = head
+        self._copy = SuffixAutomatonDrafter(DraftSettings(copy_budget, copy_budget), min_match=min_match)
+
+    def start(self, prompt_ids: Sequence[int]) -> None:
+        self.head.start(prompt_ids)
+        self._copy.start(prompt_ids)
+
+    def observe_hidden(self, hidden: torch.Tensor, next_tokens: Sequence[int]) -> None:
+        self.head.observe_hidden(hidden, next_tokens)
+
+    def observe_pass(self, nodes: int, seconds: float) -> None:
+        self.head.observe_pass(nodes, seconds)
+
+    def draft(self, context: Sequence[int], temperature: float, generator: torch.Generator) -> DraftTree:
+        tree = self._copy.draft(context, temperature, generator)
+        return tree if len(tree) else self.head.draft(context, temperature, generator)
+
+
 def default_keep_layers(n_layers: int) -> list[int]:
     """The first 80% of the layers (at least one, at most all but one).
 
@@ -663,12 +697,13 @@ def make_drafter(
         return HybridDrafter(settings)
     if name == "layer-skip":
         return LayerSkipDrafter(target, settings, keep_layers=keep_layers, shape=shape)
-    if name == "feature-head":
+    if name in FEATURE_HEAD_DRAFTERS:
         if not isinstance(draft_model, FeatureDraftHead):
-            raise DrafterError("the feature-head drafter needs a feature draft head trained for this target")
+            raise DrafterError(f"the {name} drafter needs a feature draft head trained for this target")
         if not supports_hidden_states(target):
             raise DrafterError(f"{type(target).__name__} does not expose the hidden states a feature head reads")
-        return FeatureDrafter(draft_model, settings, shape=shape)
+        head = FeatureDrafter(draft_model, settings, shape=shape)
+        return head if name == "feature-head" else CopyOrFeatureDrafter(head)
     if name == "draft-model":
         if draft_model is None:
             raise DrafterError("the draft-model drafter needs a draft model (--draft-model NAME)")

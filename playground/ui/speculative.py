@@ -23,7 +23,7 @@ from playground.speculative.compare import (
     load_draft,
     to_json,
 )
-from playground.speculative.drafters import DRAFTER_NAMES, MAX_TREE_BUDGET, TREE_SHAPES
+from playground.speculative.drafters import DRAFTER_NAMES, FEATURE_HEAD_DRAFTERS, MAX_TREE_BUDGET, TREE_SHAPES
 from playground.speculative.hat_words import compare_words, to_json_words
 from playground.speculative.prompts import EXAMPLES
 from playground.speculative.tree import DraftTree, tree_layout, tree_layout_root_x
@@ -46,6 +46,7 @@ DRAFTER_HELP = {
     "layer-skip": "the target with layers skipped drafts for itself (no training)",
     "draft-model": "a smaller model with the same tokenizer",
     "feature-head": "EAGLE-style head trained on the target's own hidden states (shipped for SmolLM2-135M)",
+    "suffix-automaton+feature-head": "a copy of an earlier match of 4+ tokens when there is one, else the feature head",
 }
 
 CSS = """
@@ -59,7 +60,7 @@ CSS = """
 """
 
 
-MODEL_DRAFTERS = ("draft-model", "layer-skip", "feature-head")  # the ones a tree shape applies to
+MODEL_DRAFTERS = ("draft-model", "layer-skip", *FEATURE_HEAD_DRAFTERS)  # the ones a tree shape applies to
 
 
 def _label(text: str) -> str:
@@ -467,7 +468,7 @@ def build_tab(config: AppConfig) -> None:
             gr.update(visible=name == "draft-model"),
             # The feature head's draft probabilities track acceptance, which the adaptive tree
             # needs (fastest for it in bench/speculative.py); the others start as chains.
-            gr.update(visible=model_based, **({"value": "adaptive"} if name == "feature-head" else {})),
+            gr.update(visible=model_based, **({"value": "adaptive"} if name in FEATURE_HEAD_DRAFTERS else {})),
             gr.update(info=DRAFTER_HELP.get(name, "")),
         )
 
