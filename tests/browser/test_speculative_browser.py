@@ -121,3 +121,14 @@ def test_feature_head_on_smollm2(
         # The adaptive tree: sized by what passes cost here, still lossless.
         rerun_with(page, "#spec-shape", "adaptive", "tree shape: dynamic", "tree shape: adaptive")
         page.screenshot(path=str(screenshot_dir / "speculative-adaptive.png"), full_page=True)
+        # The copy-or-head drafter on a prompt to copy: its copies are drawn as trees too.
+        page.locator("#spec-drafter input").click()
+        page.get_by_role("option", name="suffix-automaton+feature-head", exact=True).click()
+        expect(page.locator("#spec-shape label", has_text="adaptive").locator("input")).to_be_checked()
+        page.locator("#spec-prompt textarea").fill("Repeat this line twice: the old lighthouse keeper sang softly.")
+        page.locator("#spec-run").click()
+        page.wait_for_function("document.querySelector('#spec-text').innerText.includes('lighthouse keeper')")
+        page.locator("#spec-summary").get_by_text("Speedup").wait_for()
+        assert "identical to plain greedy: yes" in page.locator("#spec-summary").inner_text()
+        page.locator("#spec-tree .js-plotly-plot").wait_for(state="visible")
+        page.screenshot(path=str(screenshot_dir / "speculative-copy-or-head.png"), full_page=True)
