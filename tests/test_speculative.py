@@ -634,9 +634,9 @@ def test_copy_or_feature_drafts_the_copy_only_after_a_long_match(
     drafter.start(context)
     drafter.observe_hidden(hidden[:-1], context[1:])
     copy = drafter.draft(context, 0.0, torch.Generator())
-    # What followed the earlier match, up to the end of the text; no model call: point masses.
-    assert copy.tokens == [9, 10, 11, 5, 6, 7, 8] and copy.parents == [ROOT, 0, 1, 2, 3, 4, 5]
-    assert copy.draft_probs == [None] * 7
+    # What followed the earlier match, within the tree budget of 6; no model call: point masses.
+    assert copy.tokens == [9, 10, 11, 5, 6, 7] and copy.parents == [ROOT, 0, 1, 2, 3, 4]
+    assert copy.draft_probs == [None] * 6
     shorter = context[:-1]  # a 3-token match: the head drafts
     drafter.start(shorter)
     drafter.observe_hidden(hidden[:-2], shorter[1:])

@@ -610,8 +610,9 @@ class FeatureDrafter(ModelDrafter):
 class CopyOrFeatureDrafter(Drafter):
     """SAM-Decoding's combination with a trained drafter: when the context's suffix occurred
     before for at least ``min_match`` tokens (4, SAM-Decoding's default), draft the copy (the
-    continuations of those earlier matches, ``copy_budget`` nodes at most, no model call);
-    otherwise the feature head's tree. Copies cost nothing to draft and run long where the
+    continuations of those earlier matches, at most ``copy_budget`` nodes and the tree budget,
+    as deep as they go within that; no model call); otherwise the feature head's tree, whose
+    depth ``max_depth`` bounds. Copies cost nothing to draft and run long where the
     output quotes its input; the head covers text that was never written before. The head
     observes every pass either way, so its cache never falls behind."""
 
@@ -621,7 +622,8 @@ class CopyOrFeatureDrafter(Drafter):
     def __init__(self, head: FeatureDrafter, min_match: int = 4, copy_budget: int = 8) -> None:
         super().__init__(head.settings)
         self.head = head
-        self._copy = SuffixAutomatonDrafter(DraftSettings(copy_budget, copy_budget), min_match=min_match)
+        copy_nodes = min(copy_budget, head.settings.budget)
+        self._copy = SuffixAutomatonDrafter(DraftSettings(copy_nodes, copy_nodes), min_match=min_match)
 
     def start(self, prompt_ids: Sequence[int]) -> None:
         self.head.start(prompt_ids)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 import app
 
@@ -21,9 +22,8 @@ def test_app_serves_every_tab(page: Any, app_models: list[str], screenshot_dir: 
     # Gradio sets the document title from script after the first render: wait for it.
     page.wait_for_function("document.title.length > 0", timeout=60_000)
     assert page.title() == app.TITLE
-    tabs = page.get_by_role("tab")
-    labels = [tabs.nth(i).inner_text().strip() for i in range(tabs.count())]
-    assert labels == [label for label, _ in app.TABS]
+    # The tab bar may render after the heading: expect() retries until the labels match.
+    expect(page.get_by_role("tab")).to_have_text([label for label, _ in app.TABS])
     footer = page.get_by_text("Device: cpu").inner_text()
     for name in app_models:
         assert name in footer
