@@ -112,8 +112,8 @@ class PassCostModel:
 
     A pass over a tree of ``n`` nodes takes about ``fixed + per_node * n`` seconds: on a CPU a
     small model's step is bound by reading its weights, so extra rows cost a fraction of a step
-    (SmolLM2-135M, float16 weights, one thread: 1 token 31 ms, 4 tokens 42 ms; `bench/speculative.py`). Both terms
-    are fitted by least squares over the last ``window`` passes; until two tree sizes have been
+    (SmolLM2-135M, float16 weights, one thread: 1 token 29-35 ms, 4 tokens 32-47 ms;
+    `assets/reports/speculative_float16.json`). Both terms are fitted by least squares over the last ``window`` passes; until two tree sizes have been
     seen, ``per_node`` is ``prior_ratio * fixed``. A draft level's cost is the mean of the last
     ones timed.
     """

@@ -467,7 +467,8 @@ def build_tab(config: AppConfig) -> None:
         return (
             gr.update(visible=name == "draft-model"),
             # The feature head's draft probabilities track acceptance, which the adaptive tree
-            # needs (fastest for it in bench/speculative.py); the others start as chains.
+            # needs to size itself for the machine at hand (in bench/speculative.py within the
+            # paired runs' spread of the best fixed-size tree); the others start as chains.
             gr.update(visible=model_based, **({"value": "adaptive"} if name in FEATURE_HEAD_DRAFTERS else {})),
             gr.update(info=DRAFTER_HELP.get(name, "")),
         )

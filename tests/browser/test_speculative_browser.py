@@ -72,6 +72,10 @@ def open_tab_with(page: Any, target: str, drafter: str) -> None:
     page.get_by_role("tab", name="Speculative decoding").click()
     page.locator("#spec-target input").click()
     page.get_by_role("option", name=re.compile(target, re.IGNORECASE)).first.click()
+    choose_drafter(page, drafter)
+
+
+def choose_drafter(page: Any, drafter: str) -> None:
     page.locator("#spec-drafter input").click()
     page.get_by_role("option", name=drafter, exact=True).click()
 
@@ -122,8 +126,7 @@ def test_feature_head_on_smollm2(
         rerun_with(page, "#spec-shape", "adaptive", "tree shape: dynamic", "tree shape: adaptive")
         page.screenshot(path=str(screenshot_dir / "speculative-adaptive.png"), full_page=True)
         # The copy-or-head drafter on a prompt to copy: its copies are drawn as trees too.
-        page.locator("#spec-drafter input").click()
-        page.get_by_role("option", name="suffix-automaton+feature-head", exact=True).click()
+        choose_drafter(page, "suffix-automaton+feature-head")
         expect(page.locator("#spec-shape label", has_text="adaptive").locator("input")).to_be_checked()
         page.locator("#spec-prompt textarea").fill("Repeat this line twice: the old lighthouse keeper sang softly.")
         page.locator("#spec-run").click()
