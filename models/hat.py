@@ -5,10 +5,11 @@ Word-Level Processing for Robust, Adaptable Language Models" (ICLR 2025).
 
     text --hat_splitter--> words --UTF-8--> bytes of each word
     encoder   a small causal byte transformer run inside each word; the hidden state at a trailing
-              [WORD] symbol summarises the word and is projected to the backbone width
+              [WORD] symbol summarises the word (optionally with the mean of its byte states) and is
+              projected to the backbone width
     backbone  a causal transformer over word vectors; its output at word t summarises words < t+1
     decoder   a small causal byte transformer that spells word t+1 from backbone output t
-              (given as its first position), ending each word with [EOW]
+              (given as its first position, or first few), ending each word with [EOW]
 
 The three stacks are transformers' `LlamaModel`s, so they bring RoPE, RMSNorm, SwiGLU, sdpa/eager
 attention and the KV cache. Words never attend to each other below the backbone, so the encoder and
@@ -63,6 +64,14 @@ class HATConfig(PreTrainedConfig):
     decoder_heads: int = 2
     decoder_intermediate_size: int = 352
     max_words: int = 4096
+    # The interfaces between the narrow byte stacks and the wide backbone. With the defaults a word
+    # reaches the backbone as one encoder state (rank <= encoder width) and the backbone's output
+    # reaches the decoder as one decoder-width position. `encoder_mean_pool` adds the mean of the
+    # word's byte states to the [WORD] state (concatenated, then projected); `decoder_context_slots`
+    # > 1 maps the backbone output to that many decoder positions, so a 256-wide context is not
+    # squeezed into 128 numbers. See docs/design.md for what they bought in training.
+    encoder_mean_pool: bool = False
+    decoder_context_slots: int = 1
     rope_theta: float = 10000.0
     rms_norm_eps: float = 1e-6
     initializer_range: float = 0.02
@@ -167,10 +176,13 @@ class HATForCausalLM(HATPreTrainedModel):
     def __init__(self, config: HATConfig):
         super().__init__(config)
         self.encoder = LlamaModel(config.stack_config("encoder"))
-        self.encoder_to_backbone = nn.Linear(config.encoder_hidden_size, config.backbone_hidden_size, bias=False)
+        summary_width = config.encoder_hidden_size * (2 if config.encoder_mean_pool else 1)
+        self.encoder_to_backbone = nn.Linear(summary_width, config.backbone_hidden_size, bias=False)
         self.bos_word = nn.Parameter(torch.zeros(config.backbone_hidden_size))
         self.backbone = LlamaModel(config.stack_config("backbone"))
-        self.backbone_to_decoder = nn.Linear(config.backbone_hidden_size, config.decoder_hidden_size, bias=False)
+        self.backbone_to_decoder = nn.Linear(
+            config.backbone_hidden_size, config.decoder_context_slots * config.decoder_hidden_size, bias=False
+        )
         self.decoder = LlamaModel(config.stack_config("decoder"))
         self.lm_head = nn.Linear(config.decoder_hidden_size, BYTE_VOCAB, bias=False)
         self._splitter = None
@@ -224,14 +236,20 @@ class HATForCausalLM(HATPreTrainedModel):
     def encode_words(
         self, byte_ids: torch.Tensor, starts: torch.Tensor, lengths: torch.Tensor, output_attentions: bool = False
     ) -> tuple[torch.Tensor, list[list[torch.Tensor]]]:
-        """One vector per word (backbone width): encoder state at the trailing [WORD] symbol."""
+        """One vector per word (backbone width): encoder state at the trailing [WORD] symbol (and, with
+        `encoder_mean_pool`, the mean of the word's byte states beside it), projected."""
         vectors = torch.empty(len(lengths), self.config.backbone_hidden_size, device=byte_ids.device)
         attentions: list[list[torch.Tensor]] = [[] for _ in range(len(lengths))]
         for width, idx in _buckets(lengths + 1):
             rows = self._word_matrix(byte_ids, starts[idx], lengths[idx], width)
             rows[torch.arange(len(idx)), lengths[idx]] = WORD
             out = self.encoder(input_ids=rows, output_attentions=output_attentions)
-            summary = out.last_hidden_state[torch.arange(len(idx)), lengths[idx]]
+            states = out.last_hidden_state
+            summary = states[torch.arange(len(idx)), lengths[idx]]
+            if self.config.encoder_mean_pool:
+                inside = (torch.arange(width, device=states.device)[None, :] < lengths[idx][:, None]).to(states.dtype)
+                mean = (states * inside[..., None]).sum(1) / lengths[idx][:, None].to(states.dtype)
+                summary = torch.cat([summary, mean], -1)
             vectors[idx] = self.encoder_to_backbone(summary).to(vectors.dtype)
             if output_attentions:
                 for j, w in enumerate(idx.tolist()):
@@ -272,11 +290,7 @@ class HATForCausalLM(HATPreTrainedModel):
             rows = self._word_matrix(byte_ids, starts[idx], lengths[idx], width)
             targets = rows.clone()
             targets[torch.arange(len(idx)), lengths[idx]] = EOW
-            # Input = [context] + bytes; the byte at position width-1 is never needed as input.
-            inputs = self.decoder_inputs(self.backbone_to_decoder(contexts[idx]), rows[:, : width - 1])
-            out = self.decoder(inputs_embeds=inputs, output_attentions=output_attentions)
-            positions = torch.arange(width, device=rows.device).expand(len(idx), -1)
-            logits = self._legal_logits(self.lm_head(out.last_hidden_state).float(), positions)
+            logits, att = self.decoder_logits(self.backbone_to_decoder(contexts[idx]), rows, output_attentions)
             logp = F.log_softmax(logits, -1)
             picked = logp.gather(-1, targets.clamp(max=BYTE_VOCAB - 1).unsqueeze(-1)).squeeze(-1)
             ent = -(logp.exp() * logp.nan_to_num(neginf=0.0)).sum(-1)
@@ -284,9 +298,10 @@ class HATForCausalLM(HATPreTrainedModel):
             logprobs[idx, :n] = picked[:, :n]
             entropy[idx, :n] = ent[:, :n]
             if output_attentions:
+                slots = self.config.decoder_context_slots
                 for j, w in enumerate(idx.tolist()):
-                    m = int(lengths[w]) + 1
-                    attentions[w] = [a[j, :, :m, :m] for a in out.attentions]
+                    m = int(lengths[w]) + slots
+                    attentions[w] = [a[j, :, :m, :m] for a in att]
         cols = torch.arange(longest, device=contexts.device)
         valid = cols[None, :] <= lengths[:, None]
         return logprobs.masked_fill(~valid, 0.0), entropy.masked_fill(~valid, 0.0), attentions
@@ -294,15 +309,34 @@ class HATForCausalLM(HATPreTrainedModel):
     def decoder_inputs(
         self, context: torch.Tensor, byte_rows: torch.Tensor, context_position: bool = True
     ) -> torch.Tensor:
-        """Decoder input embeddings: [context] then the bytes spelled so far, one row per word.
+        """Decoder input embeddings: the context's slots then the bytes spelled so far, one row per word.
 
-        `context` is the backbone output already projected to decoder width, shape (words, width).
+        `context` is the backbone output already projected by `backbone_to_decoder`, shape
+        (words, slots * width); it becomes `decoder_context_slots` positions.
         (Adding it to every byte embedding as well, as MEGABYTE does, trained worse here: +0.19
         bits per byte after 1.3 MB of text, with the same budget.)
         """
         embeds = self.decoder.embed_tokens(byte_rows.clamp(max=BYTE_VOCAB - 1))
-        prefix = context.unsqueeze(1).to(embeds.dtype)
-        return torch.cat([prefix, embeds], 1) if context_position else embeds
+        if not context_position:
+            return embeds
+        prefix = context.reshape(len(context), self.config.decoder_context_slots, -1).to(embeds.dtype)
+        return torch.cat([prefix, embeds], 1)
+
+    def decoder_logits(
+        self, context: torch.Tensor, byte_rows: torch.Tensor, output_attentions: bool = False
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """Legal logits for every symbol of words spelled as `byte_rows` (words, width), PAD-filled:
+        position i predicts byte i (or [EOW] after the last). `context` as for `decoder_inputs`.
+        Also returns the decoder's attention weights (over the context slots and bytes) if asked."""
+        width = byte_rows.shape[1]
+        # The byte at position width-1 is never needed as input: nothing after it is predicted.
+        out = self.decoder(
+            inputs_embeds=self.decoder_inputs(context, byte_rows[:, : width - 1]), output_attentions=output_attentions
+        )
+        hidden = out.last_hidden_state[:, self.config.decoder_context_slots - 1 :]
+        positions = torch.arange(width, device=byte_rows.device).expand(len(byte_rows), -1)
+        logits = self._legal_logits(self.lm_head(hidden).float(), positions)
+        return logits, (out.attentions if output_attentions else ())
 
     # ----------------------------------------------------------------- forward
 
@@ -373,13 +407,13 @@ class HATForCausalLM(HATPreTrainedModel):
 
     def _decoder_logits(self, context: torch.Tensor, spelled: bytes, cache: DynamicCache | None) -> torch.Tensor:
         """Logits of the next symbol of a word whose first bytes are `spelled`."""
-        context = context.view(1, -1)
+        context = context.reshape(1, -1)
         if cache is None:  # recompute the whole word
             ids = torch.tensor([list(spelled)], dtype=torch.long, device=self.device)
             out = self.decoder(inputs_embeds=self.decoder_inputs(context, ids), use_cache=False)
         else:
-            seen = cache.get_seq_length()
-            new = spelled[max(seen - 1, 0) :]
+            seen = cache.get_seq_length()  # context slots + bytes already fed
+            new = spelled[max(seen - self.config.decoder_context_slots, 0) :]
             ids = torch.tensor([list(new)], dtype=torch.long, device=self.device)
             inputs = self.decoder_inputs(context, ids, context_position=seen == 0)
             out = self.decoder(inputs_embeds=inputs, past_key_values=cache, use_cache=True)
@@ -404,7 +438,7 @@ class HATForCausalLM(HATPreTrainedModel):
         generator: torch.Generator | None = None,
         use_cache: bool = True,
     ) -> bytes:
-        """Spell one word from its (decoder-width) context, continuing `partial`, until [EOW] or
+        """Spell one word from its context (backbone output through `backbone_to_decoder`), continuing `partial`, until [EOW] or
         `room` new bytes; returns the whole word, `partial` included."""
         cache = DynamicCache() if use_cache else None
         spelled = partial

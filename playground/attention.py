@@ -409,7 +409,9 @@ def _hat_attention(name: str, model: Any, text: str) -> tuple[dict[str, Attentio
     words: list[bytes] = model.split(text)
     n_words, n_bytes = len(words), sum(len(w) for w in words)
     check_size(name, n_words + 1, config.backbone_layers, config.backbone_heads, config.max_words)
-    check_size(name, n_bytes + n_words, config.encoder_layers + config.decoder_layers, config.encoder_heads)
+    # The byte levels are shown as one matrix each: bytes + [WORD], bytes + the context slots.
+    slots = max(1, config.decoder_context_slots)
+    check_size(name, n_bytes + n_words * slots, config.encoder_layers + config.decoder_layers, config.encoder_heads)
     maps = model.attention_maps(text)
 
     # The backbone again with every word fed (attention_maps feeds [BOS], w_0 .. w_{W-2}): the same
@@ -445,7 +447,10 @@ def _hat_attention(name: str, model: Any, text: str) -> tuple[dict[str, Attentio
         enc_units += byte_units
         enc_units.append(index.special(WORD_LABEL, b1, f"[WORD] summary of word {w} “{word_units[w].label}”", w))
         dec_blocks.append(len(dec_units))
-        dec_units.append(index.special(CTX_LABEL, b0, f"backbone context for word {w} “{word_units[w].label}”", w))
+        for slot in range(config.decoder_context_slots):
+            which = f" (slot {slot + 1} of {config.decoder_context_slots})" if config.decoder_context_slots > 1 else ""
+            detail = f"backbone context{which} for word {w} “{word_units[w].label}”"
+            dec_units.append(index.special(CTX_LABEL, b0, detail, w))
         dec_units += byte_units
 
     bb_units = [index.special(BOS_LABEL, 0, "beginning of sequence (learned [BOS] word vector)")]

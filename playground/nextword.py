@@ -244,11 +244,8 @@ def _hat_decoder_argmax(model: Any, contexts: torch.Tensor, words: Sequence[byte
     result: list[list[int]] = [[] for _ in words]
     for width, idx in _buckets(lengths + 1):
         rows = model._word_matrix(batch.byte_ids, starts[idx], lengths[idx], width)
-        out = model.decoder(
-            inputs_embeds=model.decoder_inputs(model.backbone_to_decoder(contexts[idx]), rows[:, : width - 1])
-        )
-        positions = torch.arange(width, device=rows.device).expand(len(idx), -1)
-        am = model._legal_logits(model.lm_head(out.last_hidden_state).float(), positions).argmax(-1).tolist()
+        logits, _ = model.decoder_logits(model.backbone_to_decoder(contexts[idx]), rows)
+        am = logits.argmax(-1).tolist()
         for j, w in enumerate(idx.tolist()):
             result[w] = am[j][: len(words[w]) + 1]
     return result

@@ -113,6 +113,18 @@ def test_hat_levels(results: dict[str, core.AttentionResult], cpu_registry: reg.
         assert all(np.all(weights[:, ~mask] == 0) for weights in level.layers)
 
 
+def test_hat_decoder_with_two_context_slots(cpu_registry: reg.Registry, tmp_path: Path) -> None:
+    """A HAT whose decoder reads the backbone output as two positions shows both, per word."""
+    model_dir = build_tiny_hat(tmp_path / "wide", encoder_mean_pool=True, decoder_context_slots=2)
+    result = core.compute_attention(cpu_registry.load_model(f"hf:{model_dir}"), TEXT)
+    words = cpu_registry.load_model(f"hf:{model_dir}").model.split(TEXT)
+    dec = result.levels["decoder"]
+    assert dec.n_units == len(TEXT.encode()) + 2 * len(words)
+    assert all(dec.units[b].label == dec.units[b + 1].label == "[CTX]" for b in dec.blocks)
+    for weights in dec.layers:
+        assert weights.shape[-1] == dec.n_units
+        np.testing.assert_allclose(weights.sum(-1), 1.0, atol=1e-5)
+
 # ------------------------------------------------------------------------------ aggregations
 
 

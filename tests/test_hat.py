@@ -18,6 +18,10 @@ TEXT = "The qiuck brown fox jumps over the lazy dog.\nÜber 😀👍🏽 漢字�
 
 
 SPLITTER_MODEL = tiny_hat()
+# The interface options (models.hat.HATConfig): the default, and a wider word vector + two context
+# slots. Every exactness test below runs on both.
+LAYOUTS = {"one-slot": {}, "wide": {"encoder_mean_pool": True, "decoder_context_slots": 2}}
+layouts = pytest.mark.parametrize("layout", list(LAYOUTS.values()), ids=list(LAYOUTS))
 
 
 @settings(max_examples=200, deadline=None)
@@ -37,14 +41,15 @@ def test_split_blocks_round_trip(text: str, block: int) -> None:
     assert all(len(b.encode()) <= block for b in blocks)
 
 
-def test_untrained_model_is_near_uniform() -> None:
+@layouts
+def test_untrained_model_is_near_uniform(layout: dict) -> None:
     """An untrained HAT spreads its mass evenly over the 257 symbols (256 bytes + [EOW]).
 
     It pays about 8 bits for each byte and for each word end it predicts, minus what the legality
     masks rule out: a word's first byte has 256 choices ([EOW] cannot come first) and a full word
     (max_word_bytes) can only end. The text's last [EOW] is not scored.
     """
-    model = tiny_hat()
+    model = tiny_hat(**layout)
     score = score_with(model, None, TEXT)
     words = model.split(TEXT)
     full = model.config.max_word_bytes
@@ -57,8 +62,9 @@ def test_untrained_model_is_near_uniform() -> None:
     assert 7.9 < score.total_bits / symbols < 8.1
 
 
-def test_loss_equals_summed_byte_log_probs() -> None:
-    model = randomize(tiny_hat())
+@layouts
+def test_loss_equals_summed_byte_log_probs(layout: dict) -> None:
+    model = randomize(tiny_hat(**layout))
     batch = model.batch_from_texts([TEXT])
     out = model(batch, score_final_eow=False)
     score = score_with(model, None, TEXT)
@@ -68,24 +74,24 @@ def test_loss_equals_summed_byte_log_probs() -> None:
     assert out.loss.item() == pytest.approx(out.total_nll.item() / len(TEXT.encode()), rel=1e-6)
 
 
-def test_probabilities_are_normalised_over_legal_symbols() -> None:
-    model = randomize(tiny_hat())
+@layouts
+def test_probabilities_are_normalised_over_legal_symbols(layout: dict) -> None:
+    model = randomize(tiny_hat(**layout))
     batch = model.batch_from_texts(["ab cdefghijk"])
     lengths = batch.word_lengths
     starts = torch.cumsum(lengths, 0) - lengths
     vectors, _ = model.encode_words(batch.byte_ids, starts, lengths)
     contexts, _ = model.run_backbone(vectors, batch.words_per_seq)
-    embeds = model.decoder_inputs(model.backbone_to_decoder(contexts[:1]), batch.byte_ids[None, :8])
-    logits = model.lm_head(model.decoder(inputs_embeds=embeds).last_hidden_state).float()
-    logits = model._legal_logits(logits, torch.arange(9)[None])
+    logits, _ = model.decoder_logits(model.backbone_to_decoder(contexts[:1]), batch.byte_ids[None, :9])
     probs = torch.softmax(logits, -1).detach()
     assert torch.allclose(probs.sum(-1), torch.ones(1, 9))
     assert probs[0, 0, EOW] == 0  # a word has at least one byte
     assert probs[0, 8, EOW].item() == pytest.approx(1.0)  # and at most max_word_bytes
 
 
-def test_batching_does_not_change_scores() -> None:
-    model = randomize(tiny_hat())
+@layouts
+def test_batching_does_not_change_scores(layout: dict) -> None:
+    model = randomize(tiny_hat(**layout))
     texts = [TEXT, "short", "another line with several words of different lengths " * 3]
     alone = [score_with(model, None, t).byte_bits for t in texts]
     batch = model.batch_from_texts(texts)
@@ -94,12 +100,13 @@ def test_batching_does_not_change_scores() -> None:
     assert joint == pytest.approx(sum(a.sum() for a in alone), rel=1e-5)
 
 
-def test_save_and_load_give_identical_logits(tmp_path) -> None:
+@layouts
+def test_save_and_load_give_identical_logits(tmp_path, layout: dict) -> None:
     from transformers import AutoModelForCausalLM
 
     import models.hat  # noqa: F401  (registers model_type "hat")
 
-    model = randomize(tiny_hat())
+    model = randomize(tiny_hat(**layout))
     model.save_pretrained(tmp_path)
     assert (tmp_path / "model.safetensors").exists()
     loaded = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
@@ -117,9 +124,10 @@ def test_save_and_load_give_identical_logits(tmp_path) -> None:
     assert torch.equal(a, loaded(loaded.batch_from_texts([TEXT]), return_details=True).symbol_logprobs)
 
 
-def test_generation_reads_the_same_probabilities_as_scoring() -> None:
+@layouts
+def test_generation_reads_the_same_probabilities_as_scoring(layout: dict) -> None:
     """The step-by-step decoder of generation and the batched one of scoring are the same model."""
-    model = randomize(tiny_hat(seed=2), std=0.3)
+    model = randomize(tiny_hat(seed=2, **layout), std=0.3)
     words = model.split("The cat sat on the mat")
     scored = model(model.batch_from_words([words]), return_details=True).symbol_logprobs[-1]
     vectors, _ = model.encode_words(*_word_tensors(model, words[:-1]))
@@ -139,9 +147,10 @@ def _word_tensors(model, words):
     return batch.byte_ids, torch.cumsum(batch.word_lengths, 0) - batch.word_lengths, batch.word_lengths
 
 
+@layouts
 @pytest.mark.parametrize("prompt", ["", "The cat", "Hello world ", "über"])
-def test_cached_generation_equals_uncached(prompt: str) -> None:
-    model = randomize(tiny_hat(seed=3), std=0.3)
+def test_cached_generation_equals_uncached(prompt: str, layout: dict) -> None:
+    model = randomize(tiny_hat(seed=3, **layout), std=0.3)
     cached = model.generate_bytes(prompt, max_new_bytes=40, use_cache=True)
     uncached = model.generate_bytes(prompt, max_new_bytes=40, use_cache=False)
     assert cached == uncached
@@ -161,14 +170,18 @@ def test_sampling_is_seeded_and_stops_at_stop_strings() -> None:
     assert a.startswith(stopped)
 
 
-def test_attention_maps_have_every_level() -> None:
-    model = randomize(tiny_hat())
+@layouts
+def test_attention_maps_have_every_level(layout: dict) -> None:
+    model = randomize(tiny_hat(**layout))
     maps = model.attention_maps("a bc def")
     words = model.split("a bc def")
     assert len(maps.encoder) == len(words) == len(maps.decoder)
     for w, word in enumerate(words):
-        for a in maps.encoder[w] + maps.decoder[w]:
+        for a in maps.encoder[w]:  # the bytes, then [WORD]
             assert a.shape[-1] == len(word) + 1
+        for a in maps.decoder[w]:  # the context slots, then the bytes
+            assert a.shape[-1] == model.config.decoder_context_slots + len(word)
+        for a in maps.encoder[w] + maps.decoder[w]:
             assert torch.allclose(a.sum(-1), torch.ones_like(a.sum(-1)), atol=1e-5)
             assert torch.all(torch.triu(a, 1) == 0)  # causal
     for a in maps.backbone:

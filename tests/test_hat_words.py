@@ -21,10 +21,12 @@ def test_lookup_words_finds_the_latest_longest_match() -> None:
     assert lookup_words([], 3) == []
 
 
+@pytest.mark.parametrize("wide", [False, True], ids=["one-slot", "wide"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("prompt", PROMPTS)
-def test_greedy_output_is_identical_to_plain(seed: int, prompt: str) -> None:
-    model = randomize(tiny_hat(seed=seed), std=0.3)
+def test_greedy_output_is_identical_to_plain(seed: int, prompt: str, wide: bool) -> None:
+    layout = {"encoder_mean_pool": True, "decoder_context_slots": 2} if wide else {}
+    model = randomize(tiny_hat(seed=seed, **layout), std=0.3)
     comparison = compare_words(model, prompt, max_new_bytes=50)
     assert comparison.identical, (comparison.plain, comparison.speculative.output)
     assert len(comparison.plain) == 50

@@ -139,6 +139,24 @@ def test_next_word_matches_greedy_decoding(trained_models: list[str], kind: str)
         assert got == expected, (name, kind)
 
 
+@pytest.mark.parametrize("slots", [1, 2])
+def test_hat_batched_argmax_matches_stepwise_decoding(slots: int) -> None:
+    """The batched decoder read of the next-word check equals the step-by-step decoder of
+    generation, whatever the number of context slots the decoder reads."""
+    import torch
+    from tiny_hat import randomize, tiny_hat
+
+    model = randomize(tiny_hat(seed=5, encoder_mean_pool=slots > 1, decoder_context_slots=slots), std=0.3)
+    words = [b" cat", b" on", b"x", b" mat.", b"\xc3\xbc"]
+    contexts = torch.randn(len(words), model.config.backbone_hidden_size)
+    batched = NW._hat_decoder_argmax(model, contexts, words)
+    with torch.no_grad():
+        for w, word in enumerate(words):
+            context = model.backbone_to_decoder(contexts[w])
+            stepwise = [int(model._decoder_logits(context, word[:i], None).argmax()) for i in range(len(word) + 1)]
+            assert batched[w] == stepwise
+
+
 def test_trained_models_see_the_damage(trained_models: list[str]) -> None:
     res = R.analyze(trained_models, TEXT, "typo", 0.3, 1)
     for m in res.models:

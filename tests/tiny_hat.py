@@ -46,7 +46,7 @@ def randomize(model, std: float = 0.5):
     return model
 
 
-def build_tiny_hat(directory: Path, seed: int = 0) -> Path:
+def build_tiny_hat(directory: Path, seed: int = 0, **overrides: Any) -> Path:
     """Save a randomized tiny HAT to `directory` (for tests that load it through `hf:<dir>`)."""
-    randomize(tiny_hat(seed)).save_pretrained(directory)
+    randomize(tiny_hat(seed, **overrides)).save_pretrained(directory)
     return directory

@@ -70,10 +70,8 @@ def _accepted_words(model: Any, contexts: torch.Tensor, drafted: Sequence[bytes]
         rows[i, : len(word)] = torch.tensor(list(word), dtype=torch.long)
         targets[i, : len(word)] = rows[i, : len(word)]
         targets[i, len(word)] = EOW
-    inputs = model.decoder_inputs(model.backbone_to_decoder(contexts), rows[:, : width - 1])
-    logits = model.lm_head(model.decoder(inputs_embeds=inputs).last_hidden_state).float()
-    positions = torch.arange(width, device=rows.device).expand(len(drafted), -1)
-    best = model._legal_logits(logits, positions).argmax(-1)
+    logits, _ = model.decoder_logits(model.backbone_to_decoder(contexts), rows)
+    best = logits.argmax(-1)
     ok = [bool((best[i, : len(w) + 1] == targets[i, : len(w) + 1]).all()) for i, w in enumerate(drafted)]
     return next((i for i, good in enumerate(ok) if not good), len(ok))
 
