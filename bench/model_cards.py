@@ -33,16 +33,38 @@ PROMPTS = [
     "In Python, a list comprehension",
     "And God said,",
 ]
-ARCHITECTURE = {
-    "hat-tiny": "HAT: byte encoder (2 Llama layers, width 128, 2 heads) over each word's UTF-8 bytes plus a "
-    "[WORD] summary symbol -> backbone (6 Llama layers, width 256, 4 heads, SwiGLU 1024) over words from "
-    "hat-splitter (`split_with_limit`, 16 bytes) -> byte decoder (2 Llama layers, width 128) that spells the "
-    "next word and ends it with [EOW].",
-    "bpe-tiny": "LlamaForCausalLM (6 layers, width 256, 4 heads, SwiGLU 1024, tied embeddings) over a "
-    "byte-level BPE of 4,096 tokens trained with `tokenizers` on the same training text.",
-    "byte-tiny": "LlamaForCausalLM (6 layers, width 256, 4 heads, SwiGLU 1024, tied embeddings) over raw "
-    "UTF-8 bytes (ByT5 ids: byte + 3); the flat token-free control.",
-}
+
+
+def architecture(name: str, config: dict) -> str:
+    """What the checkpoint is, read from its `config.json` (so the card follows the shipped model)."""
+    if config.get("model_type") == "hat":
+        c = config
+        word = "a [WORD] summary symbol" + (
+            " (its state and the mean of the word's byte states, concatenated, are projected)"
+            if c.get("encoder_mean_pool")
+            else " (its state is projected)"
+        )
+        slots = c.get("decoder_context_slots", 1)
+        context = "as its first position" if slots == 1 else f"as its first {slots} positions"
+        return (
+            f"HAT: byte encoder ({c['encoder_layers']} Llama layers, width {c['encoder_hidden_size']}, "
+            f"{c['encoder_heads']} heads) over each word's UTF-8 bytes plus {word} -> backbone "
+            f"({c['backbone_layers']} Llama layers, width {c['backbone_hidden_size']}, {c['backbone_heads']} heads, "
+            f"SwiGLU {c['backbone_intermediate_size']}) over words from hat-splitter (`split_with_limit`, "
+            f"{c['max_word_bytes']} bytes) -> byte decoder ({c['decoder_layers']} Llama layers, width "
+            f"{c['decoder_hidden_size']}, SwiGLU {c['decoder_intermediate_size']}) that reads the backbone output "
+            f"{context}, spells the next word and ends it with [EOW]."
+        )
+    c = config
+    body = (
+        f"LlamaForCausalLM ({c['num_hidden_layers']} layers, width {c['hidden_size']}, {c['num_attention_heads']} "
+        f"heads, SwiGLU {c['intermediate_size']}{', tied embeddings' if c.get('tie_word_embeddings') else ''})"
+    )
+    if name == "byte-tiny":
+        return body + " over raw UTF-8 bytes (ByT5 ids: byte + 3); the flat token-free control."
+    return body + (
+        f" over a byte-level BPE of {c['vocab_size']:,} tokens trained with `tokenizers` on the same training text."
+    )
 
 
 def phases(training: dict) -> list[dict]:
@@ -98,7 +120,7 @@ def card(name: str, result: dict, training: dict, samples: dict[str, str], manif
         "`python bench/model_cards.py`, which also produced every number below.",
         "",
         "## Model",
-        ARCHITECTURE[name],
+        architecture(name, json.loads((ROOT / "assets/models" / name / "config.json").read_text())),
         "",
         f"Parameters: {training['parameters']:,}.",
         "",

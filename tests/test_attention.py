@@ -125,6 +125,7 @@ def test_hat_decoder_with_two_context_slots(cpu_registry: reg.Registry, tmp_path
         assert weights.shape[-1] == dec.n_units
         np.testing.assert_allclose(weights.sum(-1), 1.0, atol=1e-5)
 
+
 # ------------------------------------------------------------------------------ aggregations
 
 
