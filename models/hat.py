@@ -175,6 +175,8 @@ class HATPreTrainedModel(PreTrainedModel):
 class HATForCausalLM(HATPreTrainedModel):
     def __init__(self, config: HATConfig):
         super().__init__(config)
+        if config.decoder_context_slots < 1:
+            raise ValueError(f"decoder_context_slots must be at least 1, got {config.decoder_context_slots}")
         self.encoder = LlamaModel(config.stack_config("encoder"))
         summary_width = config.encoder_hidden_size * (2 if config.encoder_mean_pool else 1)
         self.encoder_to_backbone = nn.Linear(summary_width, config.backbone_hidden_size, bias=False)

@@ -91,8 +91,8 @@ LEVEL_NOTES: dict[str, str] = {
     "encoder": "HAT encoder: the bytes of each word then its [WORD] summary symbol; words never attend to each "
     "other (one block per word).",
     "backbone": "HAT backbone: [BOS] then the words; the output at a unit predicts the next word.",
-    "decoder": "HAT decoder: per word, [CTX] (the backbone output for the word) then its bytes; one block per "
-    "word, the context is the first position (no cross-attention).",
+    "decoder": "HAT decoder: per word, [CTX] (the backbone output for the word; one or more positions) then its "
+    "bytes; one block per word, the context comes first (no cross-attention).",
 }
 
 _BYTE_FALLBACK = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
@@ -410,8 +410,12 @@ def _hat_attention(name: str, model: Any, text: str) -> tuple[dict[str, Attentio
     n_words, n_bytes = len(words), sum(len(w) for w in words)
     check_size(name, n_words + 1, config.backbone_layers, config.backbone_heads, config.max_words)
     # The byte levels are shown as one matrix each: bytes + [WORD], bytes + the context slots.
-    slots = max(1, config.decoder_context_slots)
-    check_size(name, n_bytes + n_words * slots, config.encoder_layers + config.decoder_layers, config.encoder_heads)
+    check_size(
+        name,
+        n_bytes + n_words * config.decoder_context_slots,
+        config.encoder_layers + config.decoder_layers,
+        config.encoder_heads,
+    )
     maps = model.attention_maps(text)
 
     # The backbone again with every word fed (attention_maps feeds [BOS], w_0 .. w_{W-2}): the same
