@@ -35,10 +35,9 @@ PROMPTS = [
 ]
 
 
-def architecture(name: str, config: dict) -> str:
-    """What the checkpoint is, read from its `config.json` (so the card follows the shipped model)."""
-    if config.get("model_type") == "hat":
-        c = config
+def architecture(name: str, c: dict) -> str:
+    """What the checkpoint is, read from its `config.json` `c` (so the card follows the shipped model)."""
+    if c.get("model_type") == "hat":
         word = "a [WORD] summary symbol" + (
             " (its state and the mean of the word's byte states, concatenated, are projected)"
             if c.get("encoder_mean_pool")
@@ -55,7 +54,6 @@ def architecture(name: str, config: dict) -> str:
             f"{c['decoder_hidden_size']}, SwiGLU {c['decoder_intermediate_size']}) that reads the backbone output "
             f"{context}, spells the next word and ends it with [EOW]."
         )
-    c = config
     body = (
         f"LlamaForCausalLM ({c['num_hidden_layers']} layers, width {c['hidden_size']}, {c['num_attention_heads']} "
         f"heads, SwiGLU {c['intermediate_size']}{', tied embeddings' if c.get('tie_word_embeddings') else ''})"

@@ -116,8 +116,9 @@ def test_hat_levels(results: dict[str, core.AttentionResult], cpu_registry: reg.
 def test_hat_decoder_with_two_context_slots(cpu_registry: reg.Registry, tmp_path: Path) -> None:
     """A HAT whose decoder reads the backbone output as two positions shows both, per word."""
     model_dir = build_tiny_hat(tmp_path / "wide", encoder_mean_pool=True, decoder_context_slots=2)
-    result = core.compute_attention(cpu_registry.load_model(f"hf:{model_dir}"), TEXT)
-    words = cpu_registry.load_model(f"hf:{model_dir}").model.split(TEXT)
+    lm = cpu_registry.load_model(f"hf:{model_dir}")
+    result = core.compute_attention(lm, TEXT)
+    words = lm.model.split(TEXT)
     dec = result.levels["decoder"]
     assert dec.n_units == len(TEXT.encode()) + 2 * len(words)
     assert all(dec.units[b].label == dec.units[b + 1].label == "[CTX]" for b in dec.blocks)
