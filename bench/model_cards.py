@@ -71,46 +71,85 @@ def phases(training: dict) -> list[dict]:
 
 
 def build_note(training: dict, manifest: dict) -> str:
-    """Which build of the corpus the training read, against the one evaluated now (sha256)."""
-    read = phases(training)[-1].get("corpus_files", {}).get("train", {})
+    """Which build of the corpus each training phase read, against the one evaluated now (sha256)."""
     now = manifest["en"]["files"]["train"]
-    note = "Phase 1 of the training read a first build whose cleaning differed in a few places, with the same "
-    note += "train/validation blocks. "
-    if not read or read.get("sha256") == now["sha256"]:
-        return note + "Later phases read exactly the build evaluated here."
-    return note + (
-        f"Later phases read a build of {read['bytes']:,} bytes (sha256 {read['sha256'][:12]}); the build "
-        f"made now differs from it by {now['bytes'] - read['bytes']:+,} bytes (sha256 {now['sha256'][:12]}), "
-        "and the figures below are on its validation split."
-    )
+    runs = phases(training)
+    notes = []
+    for k, phase in enumerate(runs, start=1):
+        who = "The training" if len(runs) == 1 else f"Phase {k}"
+        read = phase.get("corpus_files", {}).get("train", {})
+        if not read:  # the first runs did not record it: that build's cleaning differed in a few places
+            notes.append(
+                f"{who} read a first build whose cleaning differed in a few places, with the same "
+                "train/validation blocks."
+            )
+        elif read.get("sha256") == now["sha256"]:
+            notes.append(f"{who} read exactly the build evaluated here.")
+        else:
+            notes.append(
+                f"{who} read a build of {read['bytes']:,} bytes (sha256 {read['sha256'][:12]}); the build made "
+                f"now differs from it by {now['bytes'] - read['bytes']:+,} bytes (sha256 {now['sha256'][:12]}), "
+                "and the figures below are on its validation split."
+            )
+    return " ".join(notes)
 
 
-def training_text(training: dict) -> str:
+def protocol(training: dict) -> list[tuple]:
+    """What must agree for two trainings to be matched: per phase, the windows, their order, lr and budget."""
+    return [
+        (
+            p["batch"],
+            p["window_bytes"],
+            p["seed"],
+            p["peak_lr"],
+            p.get("clock", "wall"),
+            round(p["train_seconds"] / 60),
+        )
+        for p in phases(training)
+    ]
+
+
+def training_text(name: str, trainings: dict[str, dict]) -> str:
+    training = trainings[name]
+    runs = phases(training)
     parts = []
-    for k, phase in enumerate(phases(training), start=1):
+    for k, phase in enumerate(runs, start=1):
         clock = (
             "CPU time per thread (the run's own compute, not counting the time other jobs held the cores)"
             if phase.get("clock") == "cpu"
             else "wall-clock, sharing 2 cores with the other two trainings"
         )
         start = "from scratch" if k == 1 else "from the phase before's weights with a fresh optimizer"
-        log = "train_log.csv" if k == len(phases(training)) else f"train_log_phase{k}.csv"
+        log = "train_log.csv" if k == len(runs) else f"train_log_phase{k}.csv"
+        who = "One phase" if len(runs) == 1 else f"Phase {k}"
         parts.append(
-            f"Phase {k} ({start}): {phase['steps']:,} steps of {phase['batch']} x {phase['window_bytes']:,}-byte "
+            f"{who} ({start}): {phase['steps']:,} steps of {phase['batch']} x {phase['window_bytes']:,}-byte "
             f"windows, AdamW (peak lr {phase['peak_lr']}, warm-up then cosine over the budget), data seed "
             f"{phase['seed']}, {phase['mixed_precision']} autocast, {phase['threads']} CPU thread; "
             f"{phase['train_seconds'] / 3600:.2f} h of {clock}; {phase['bytes_seen']:,} bytes seen. Log: `{log}`."
         )
-    total_s = sum(p["train_seconds"] for p in phases(training))
-    total_b = sum(p["bytes_seen"] for p in phases(training))
-    parts.append(
-        f"In all: {total_s / 3600:.2f} h, {total_b:,} bytes of text. The three tiny models read the same windows "
-        "in the same order in every phase and got the same budget in each."
+    total_s = sum(p["train_seconds"] for p in runs)
+    total_b = sum(p["bytes_seen"] for p in runs)
+    same = [other for other, t in trainings.items() if other != name and protocol(t) == protocol(training)]
+    differ = [other for other in trainings if other != name and other not in same]
+    matched = (
+        f" It read the same windows in the same order as {' and '.join(f'`{o}`' for o in same)}, with the same "
+        "learning rate and budget in every phase."
+        if same
+        else ""
     )
+    unmatched = "".join(
+        f" `{o}` was trained differently ({len(phases(trainings[o]))} phase(s), "
+        f"{sum(p['train_seconds'] for p in phases(trainings[o])) / 3600:.2f} h in all; see its card)."
+        for o in differ
+    )
+    parts.append(f"In all: {total_s / 3600:.2f} h, {total_b:,} bytes of text.{matched}{unmatched}")
     return "\n\n".join(parts)
 
 
-def card(name: str, result: dict, training: dict, samples: dict[str, str], manifest: dict, text_path: str) -> str:
+def card(
+    name: str, result: dict, trainings: dict[str, dict], samples: dict[str, str], manifest: dict, text_path: str
+) -> str:
     lines = [
         f"# {name}",
         "",
@@ -120,7 +159,7 @@ def card(name: str, result: dict, training: dict, samples: dict[str, str], manif
         "## Model",
         architecture(name, json.loads((ROOT / "assets/models" / name / "config.json").read_text())),
         "",
-        f"Parameters: {training['parameters']:,}.",
+        f"Parameters: {trainings[name]['parameters']:,}.",
         "",
         "## Data",
         (
@@ -129,11 +168,11 @@ def card(name: str, result: dict, training: dict, samples: dict[str, str], manif
             "Jargon File, Devil's Dictionary, fortunes, LibreOffice help, Debian Handbook), "
             f"{manifest['en']['files']['train']['bytes']:,} bytes of training text as built now, "
             "validation split by a hash of 4 KB blocks. Licenses per source: `data/corpus/manifest.json`. "
-            + build_note(training, manifest)
+            + build_note(trainings[name], manifest)
         ),
         "",
         "## Training",
-        training_text(training),
+        training_text(name, trainings),
         "",
         "## Evaluation",
         f"On `{text_path}` ({result['bytes']:,} bytes):",
@@ -171,6 +210,11 @@ def main() -> None:
     manifest = json.loads(manifest_path.read_text()).get("languages", {}) if manifest_path.exists() else {}
     names = args.models.split(",")
     clean, perturbed = evaluate(names, text), evaluate(names, noisy)
+    trainings = {  # every trained model's record, so each card can say which others it is matched with
+        n: json.loads((ROOT / "assets/models" / n / "training.json").read_text())
+        for n in TRAINED
+        if (ROOT / "assets/models" / n / "training.json").exists()
+    }
     report = {"text": args.text, "typo_rate": args.typo_rate, "seed": args.seed, "models": {}}
     for name in names:
         r = {
@@ -182,13 +226,14 @@ def main() -> None:
             "rise": round(perturbed[name]["bpb"] / clean[name]["bpb"] - 1, 6),
         }
         model_dir = ROOT / "assets/models" / name
-        training = json.loads((model_dir / "training.json").read_text())
+        training = trainings[name]
         samples = {p: generate(name, p, max_new_bytes=200, temperature=0.8, top_p=0.95, seed=0) for p in PROMPTS}
-        (model_dir / "README.md").write_text(card(name, r, training, samples, manifest, args.text))
+        (model_dir / "README.md").write_text(card(name, r, trainings, samples, manifest, args.text))
         r["parameters"] = training["parameters"]
         r["train_seconds"] = round(sum(p["train_seconds"] for p in phases(training)), 1)
         r["bytes_seen"] = sum(p["bytes_seen"] for p in phases(training))
         r["phases"] = len(phases(training))
+        r["same_protocol_as"] = [o for o, t in trainings.items() if o != name and protocol(t) == protocol(training)]
         report["models"][name] = r
     if "hat-tiny" in report["models"] and "bpe-tiny" in report["models"]:
         hat, bpe = report["models"]["hat-tiny"], report["models"]["bpe-tiny"]

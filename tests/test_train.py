@@ -77,3 +77,26 @@ def test_a_rerun_resumes_from_the_checkpoint(corpus: Path, tmp_path: Path) -> No
 def test_unknown_config_settings_are_refused(corpus: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no setting 'encoder_depth'"):
         _run(corpus, tmp_path, 0.01, "--config-overrides", '{"encoder_depth": 3}')
+
+
+def test_model_cards_name_only_the_trainings_that_match() -> None:
+    """A card says "same windows, same budget" only of models whose every phase agrees with its own."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "model_cards", Path(__file__).parent.parent / "bench" / "model_cards.py"
+    )
+    assert spec is not None and spec.loader is not None
+    cards = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cards)
+    phase = {"steps": 10, "batch": 16, "window_bytes": 1024, "peak_lr": 0.002, "seed": 1234, "threads": 1,
+             "clock": "cpu", "mixed_precision": "bf16", "train_seconds": 9000.0, "bytes_seen": 100}  # fmt: skip
+    one_phase = {**phase, "parameters": 1}
+    two_phases = {**phase, "seed": 1235, "train_seconds": 3300.0, "parameters": 1, "earlier_phases": [phase]}
+    trainings = {"hat-tiny": one_phase, "bpe-tiny": {**one_phase, "steps": 12}, "byte-tiny": two_phases}
+    hat = cards.training_text("hat-tiny", trainings)
+    assert "One phase (from scratch)" in hat and "same order as `bpe-tiny`," in hat
+    assert "`byte-tiny` was trained differently (2 phase(s), 3.42 h in all" in hat
+    byte = cards.training_text("byte-tiny", trainings)
+    assert "Phase 2 (from the phase before's weights" in byte and "same order as" not in byte
+    assert cards.protocol({**one_phase, "peak_lr": 0.001}) != cards.protocol(one_phase)
