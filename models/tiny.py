@@ -2,6 +2,7 @@
 
 All three share the backbone: 6 Llama layers of width 256 (4 heads of 64, SwiGLU 1024).
 - `hat-tiny`:  byte encoder (2 layers, width 128) -> backbone over words -> byte decoder (2 layers, 128)
+               reading the backbone output as two positions
 - `bpe-tiny`:  the backbone over byte-level BPE tokens (4,096 tokens trained on the same text), tied head
 - `byte-tiny`: the backbone over raw UTF-8 bytes (ByT5 ids: byte + 3), tied head
 """
@@ -28,6 +29,7 @@ def hat_tiny_config() -> HATConfig:
         encoder_layers=2,
         encoder_heads=2,
         encoder_intermediate_size=352,
+        encoder_mean_pool=True,  # the word vector also reads the mean of its byte states (docs/design.md)
         backbone_hidden_size=BACKBONE["hidden_size"],
         backbone_layers=BACKBONE["num_hidden_layers"],
         backbone_heads=BACKBONE["num_attention_heads"],
@@ -36,6 +38,7 @@ def hat_tiny_config() -> HATConfig:
         decoder_layers=2,
         decoder_heads=2,
         decoder_intermediate_size=352,
+        decoder_context_slots=2,  # the backbone output reaches the decoder as two positions, not one
     )
 
 
