@@ -109,6 +109,16 @@ def protocol(training: dict) -> list[tuple]:
     ]
 
 
+def total(training: dict, key: str) -> float:
+    """`key` (train_seconds, bytes_seen) summed over every phase of a training."""
+    return sum(p[key] for p in phases(training))
+
+
+def matched_with(name: str, trainings: dict[str, dict]) -> list[str]:
+    """The other models whose every phase agrees with `name`'s (see `protocol`)."""
+    return [o for o, t in trainings.items() if o != name and protocol(t) == protocol(trainings[name])]
+
+
 def training_text(name: str, trainings: dict[str, dict]) -> str:
     training = trainings[name]
     runs = phases(training)
@@ -128,9 +138,7 @@ def training_text(name: str, trainings: dict[str, dict]) -> str:
             f"{phase['seed']}, {phase['mixed_precision']} autocast, {phase['threads']} CPU thread; "
             f"{phase['train_seconds'] / 3600:.2f} h of {clock}; {phase['bytes_seen']:,} bytes seen. Log: `{log}`."
         )
-    total_s = sum(p["train_seconds"] for p in runs)
-    total_b = sum(p["bytes_seen"] for p in runs)
-    same = [other for other, t in trainings.items() if other != name and protocol(t) == protocol(training)]
+    same = matched_with(name, trainings)
     differ = [other for other in trainings if other != name and other not in same]
     matched = (
         f" It read the same windows in the same order as {' and '.join(f'`{o}`' for o in same)}, with the same "
@@ -140,10 +148,13 @@ def training_text(name: str, trainings: dict[str, dict]) -> str:
     )
     unmatched = "".join(
         f" `{o}` was trained differently ({len(phases(trainings[o]))} phase(s), "
-        f"{sum(p['train_seconds'] for p in phases(trainings[o])) / 3600:.2f} h in all; see its card)."
+        f"{total(trainings[o], 'train_seconds') / 3600:.2f} h in all; see its card)."
         for o in differ
     )
-    parts.append(f"In all: {total_s / 3600:.2f} h, {total_b:,} bytes of text.{matched}{unmatched}")
+    parts.append(
+        f"In all: {total(training, 'train_seconds') / 3600:.2f} h, {total(training, 'bytes_seen'):,} bytes of text."
+        f"{matched}{unmatched}"
+    )
     return "\n\n".join(parts)
 
 
@@ -230,10 +241,10 @@ def main() -> None:
         samples = {p: generate(name, p, max_new_bytes=200, temperature=0.8, top_p=0.95, seed=0) for p in PROMPTS}
         (model_dir / "README.md").write_text(card(name, r, trainings, samples, manifest, args.text))
         r["parameters"] = training["parameters"]
-        r["train_seconds"] = round(sum(p["train_seconds"] for p in phases(training)), 1)
-        r["bytes_seen"] = sum(p["bytes_seen"] for p in phases(training))
+        r["train_seconds"] = round(total(training, "train_seconds"), 1)
+        r["bytes_seen"] = total(training, "bytes_seen")
         r["phases"] = len(phases(training))
-        r["same_protocol_as"] = [o for o, t in trainings.items() if o != name and protocol(t) == protocol(training)]
+        r["same_protocol_as"] = matched_with(name, trainings)
         report["models"][name] = r
     if "hat-tiny" in report["models"] and "bpe-tiny" in report["models"]:
         hat, bpe = report["models"]["hat-tiny"], report["models"]["bpe-tiny"]

@@ -54,6 +54,17 @@ SENTENCES = [
 ]
 
 
+def load_bench(name: str) -> Any:
+    """A script of `bench/` as a module (bench/ is not a package: its scripts run as files)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).parent.parent / "bench" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "pretrained: needs the pretrained GGUF model packages")
     config.addinivalue_line("markers", "browser: drives the running app in headless chromium")

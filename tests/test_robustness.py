@@ -11,6 +11,7 @@ import gradio as gr
 import numpy as np
 import pytest
 import torch
+from conftest import load_bench
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -358,14 +359,7 @@ def test_tab_handlers(random_models: list[str]) -> None:
 
 
 def test_report_generator(random_models: list[str], tmp_path: Path) -> None:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "robustness_report", Path(__file__).parent.parent / "bench" / "robustness_report.py"
-    )
-    assert spec is not None and spec.loader is not None
-    report = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(report)
+    report = load_bench("robustness_report")
     text = tmp_path / "val.txt"
     text.write_text((TEXT + "\n") * 4, encoding="utf-8")
     readme = tmp_path / "README.md"

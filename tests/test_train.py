@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import load_bench
 
 from models import train
 
@@ -81,14 +82,7 @@ def test_unknown_config_settings_are_refused(corpus: Path, tmp_path: Path) -> No
 
 def test_model_cards_name_only_the_trainings_that_match() -> None:
     """A card says "same windows, same budget" only of models whose every phase agrees with its own."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "model_cards", Path(__file__).parent.parent / "bench" / "model_cards.py"
-    )
-    assert spec is not None and spec.loader is not None
-    cards = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cards)
+    cards = load_bench("model_cards")
     phase = {"steps": 10, "batch": 16, "window_bytes": 1024, "peak_lr": 0.002, "seed": 1234, "threads": 1,
              "clock": "cpu", "mixed_precision": "bf16", "train_seconds": 9000.0, "bytes_seen": 100}  # fmt: skip
     one_phase = {**phase, "parameters": 1}
