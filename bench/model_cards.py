@@ -11,6 +11,7 @@ Writes `assets/models/<name>/README.md` and `assets/reports/models.json`, and pr
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -86,12 +87,35 @@ def build_note(training: dict, manifest: dict) -> str:
         elif read.get("sha256") == now["sha256"]:
             notes.append(f"{who} read exactly the build evaluated here.")
         else:
+            recorded = phase.get("corpus_sources")  # runs before 2026-11-23 did not record it
+            moved = changed_sources(recorded, manifest["en"].get("sources", {})) if recorded else ""
             notes.append(
                 f"{who} read a build of {read['bytes']:,} bytes (sha256 {read['sha256'][:12]}); the build made "
-                f"now differs from it by {now['bytes'] - read['bytes']:+,} bytes (sha256 {now['sha256'][:12]}), "
-                "and the figures below are on its validation split."
+                f"now differs from it by {now['bytes'] - read['bytes']:+,} bytes (sha256 {now['sha256'][:12]}"
+                + (
+                    f"; changed since: {moved}"
+                    if moved
+                    else "; same package versions, so the cleaning code changed"
+                    if recorded
+                    else "; the run did not record its package versions"
+                )
+                + "), and the figures below are on its validation split."
             )
     return " ".join(notes)
+
+
+def changed_sources(then: dict, now: dict) -> str:
+    """The corpus sources whose package version or size differs between two builds, as text ('' if none)."""
+    out = []
+    for name in sorted(set(then) | set(now)):
+        a, b = then.get(name), now.get(name)
+        if a is None or b is None:
+            out.append(f"{name} {'added' if a is None else 'dropped'}")
+        elif a.get("version") != b.get("version"):
+            out.append(f"{name} ({a.get('package')} {a.get('version')} -> {b.get('version')})")
+        elif (a.get("train_bytes"), a.get("val_bytes")) != (b.get("train_bytes"), b.get("val_bytes")):
+            out.append(f"{name} (same package version, {b['train_bytes'] - a['train_bytes']:+,} training bytes)")
+    return ", ".join(out)
 
 
 def protocol(training: dict) -> list[tuple]:
@@ -159,7 +183,13 @@ def training_text(name: str, trainings: dict[str, dict]) -> str:
 
 
 def card(
-    name: str, result: dict, trainings: dict[str, dict], samples: dict[str, str], manifest: dict, text_path: str
+    name: str,
+    result: dict,
+    trainings: dict[str, dict],
+    samples: dict[str, str],
+    manifest: dict,
+    text_path: str,
+    text_sha256: str = "",
 ) -> str:
     lines = [
         f"# {name}",
@@ -186,7 +216,9 @@ def card(
         training_text(name, trainings),
         "",
         "## Evaluation",
-        f"On `{text_path}` ({result['bytes']:,} bytes):",
+        f"On `{text_path}` ({result['bytes']:,} bytes"
+        + (f", sha256 {text_sha256[:12]}" if text_sha256 else "")
+        + "; the package version of every source is in `assets/reports/models.json`):",
         "",
         "| | bits per byte | units |",
         "|---|---|---|",
@@ -215,7 +247,8 @@ def main() -> None:
     ap.add_argument("--models", default=",".join(TRAINED))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    text = (ROOT / args.text).read_text(encoding="utf-8")
+    raw_text = (ROOT / args.text).read_bytes()
+    text, text_sha256 = raw_text.decode("utf-8"), hashlib.sha256(raw_text).hexdigest()
     noisy = perturb(text, "typo", args.typo_rate, args.seed).text
     manifest_path = ROOT / "data/corpus/manifest.json"
     manifest = json.loads(manifest_path.read_text()).get("languages", {}) if manifest_path.exists() else {}
@@ -226,7 +259,18 @@ def main() -> None:
         for n in TRAINED
         if (ROOT / "assets/models" / n / "training.json").exists()
     }
-    report = {"text": args.text, "typo_rate": args.typo_rate, "seed": args.seed, "models": {}}
+    report = {
+        "text": args.text,
+        "text_bytes": len(raw_text),
+        "text_sha256": text_sha256,
+        # The corpus is rebuilt from the archives' current packages: say which ones these figures saw.
+        "corpus_sources": {
+            name: f"{s['package']} {s['version']}" for name, s in manifest.get("en", {}).get("sources", {}).items()
+        },
+        "typo_rate": args.typo_rate,
+        "seed": args.seed,
+        "models": {},
+    }
     for name in names:
         r = {
             **clean[name],
@@ -239,7 +283,7 @@ def main() -> None:
         model_dir = ROOT / "assets/models" / name
         training = trainings[name]
         samples = {p: generate(name, p, max_new_bytes=200, temperature=0.8, top_p=0.95, seed=0) for p in PROMPTS}
-        (model_dir / "README.md").write_text(card(name, r, trainings, samples, manifest, args.text))
+        (model_dir / "README.md").write_text(card(name, r, trainings, samples, manifest, args.text, text_sha256))
         r["parameters"] = training["parameters"]
         r["train_seconds"] = round(total(training, "train_seconds"), 1)
         r["bytes_seen"] = total(training, "bytes_seen")

@@ -129,6 +129,19 @@ def _corpus_files(corpus: Path) -> dict:
     return json.loads(manifest.read_text()).get("languages", {}).get(corpus.name, {}).get("files", {})
 
 
+def _corpus_sources(corpus: Path) -> dict:
+    """Which package and version each source of the training text came from, with its byte counts.
+
+    Debian point releases replace packages in the archive, so a later `models.corpus` may build a
+    slightly different text; this lets a model card say which source moved."""
+    manifest = corpus.parent / "manifest.json"
+    if not manifest.exists():
+        return {}
+    sources = json.loads(manifest.read_text()).get("languages", {}).get(corpus.name, {}).get("sources", {})
+    keep = ("package", "version", "train_bytes", "val_bytes")
+    return {name: {k: s[k] for k in keep if k in s} for name, s in sources.items()}
+
+
 class _HeapTrimmer:
     """Hand freed heap memory back to the OS every `every` steps (glibc's `malloc_trim`).
 
@@ -327,6 +340,7 @@ def main(argv: list[str] | None = None) -> None:
             "seed": args.seed,
             **({"config_overrides": args.config_overrides} if args.config_overrides else {}),
             "corpus_files": _corpus_files(args.corpus),
+            "corpus_sources": _corpus_sources(args.corpus),
         }
         if earlier:
             meta["earlier_phases"] = [m for m, _ in earlier]

@@ -94,3 +94,26 @@ def test_model_cards_name_only_the_trainings_that_match() -> None:
     byte = cards.training_text("byte-tiny", trainings)
     assert "Phase 2 (from the phase before's weights" in byte and "same order as" not in byte
     assert cards.protocol({**one_phase, "peak_lr": 0.001}) != cards.protocol(one_phase)
+
+
+def test_model_cards_name_the_corpus_sources_that_moved() -> None:
+    """A Debian point release can change a source between training and evaluation: the card names it."""
+    cards = load_bench("model_cards")
+    then = {
+        "web-bible": {"package": "deb:sword-text-web", "version": "426.0-1", "train_bytes": 10, "val_bytes": 1},
+        "help": {"package": "deb:libreoffice-help-en-us", "version": "1+u13", "train_bytes": 20, "val_bytes": 2},
+    }
+    now = {**then, "help": {**then["help"], "version": "1+u14", "train_bytes": 18}}
+    assert cards.changed_sources(then, then) == ""
+    assert cards.changed_sources(then, now) == "help (deb:libreoffice-help-en-us 1+u13 -> 1+u14)"
+    assert cards.changed_sources(then, {"web-bible": then["web-bible"]}) == "help dropped"
+    files = {"train": {"bytes": 30, "sha256": "a" * 64}}
+    manifest = {"en": {"files": {"train": {"bytes": 28, "sha256": "b" * 64}}, "sources": now}}
+    phase = {"corpus_files": files, "corpus_sources": then}
+    note = cards.build_note(phase, manifest)
+    assert "differs from it by -2 bytes" in note and "changed since: help (deb:libreoffice-help-en-us 1+u13" in note
+    assert "did not record" in cards.build_note({"corpus_files": files}, manifest)
+    assert "exactly the build" in cards.build_note(
+        phase, {"en": {**manifest["en"], "files": {"train": files["train"]}}}
+    )
+    assert "cleaning code changed" in cards.build_note(phase, {"en": {**manifest["en"], "sources": then}})
