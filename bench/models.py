@@ -1,9 +1,11 @@
 """Training throughput and generation speed of the trained tiny models, as JSON.
 
-    python bench/models.py [--threads 1] [--steps 6] [--gen-bytes 200] [--mmap-threshold BYTES]
+    python bench/models.py [--threads 1] [--steps 6] [--gen-bytes 200] [--precision auto|bf16|fp32]
+                           [--mmap-threshold BYTES]
 
-Training: the exact step of `models.train` (bf16 autocast, AdamW, batch 16 x 1,024-byte windows of
-the same text for every model), fresh weights, median of `--steps` timed steps after one warm-up.
+Training: the exact step of `models.train` (AdamW, batch 16 x 1,024-byte windows of the same text
+for every model, and its autocast: bf16 on a CPU that multiplies bf16 natively, else fp32;
+`--precision` forces one), fresh weights, median of `--steps` timed steps after one warm-up.
 Bytes per second count UTF-8 bytes of text, so the three models are on the same scale.
 Generation: greedy continuation of a fixed prompt with the shipped checkpoints and a KV cache,
 measured until `--gen-bytes` bytes of new text.
@@ -28,7 +30,7 @@ import torch
 
 from models.generate import generate
 from models.tiny import TRAINED, build
-from models.train import loss_on, windows
+from models.train import loss_on, native_bf16, windows
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMPT = "The history of the city begins in the twelfth century, when"
@@ -41,7 +43,20 @@ def sample_text() -> bytes:
     return (ROOT / "tests/data/sample_en.txt").read_bytes() * 8
 
 
-def train_throughput(name: str, data: bytes, steps: int, batch: int, window: int) -> dict:
+def cpu_name() -> str:
+    """The CPU's model name (Linux), so a speed figure says which machine it is from."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
+def train_throughput(name: str, data: bytes, steps: int, batch: int, window: int, bf16: bool) -> dict:
     tok = None
     if name == "bpe-tiny":
         from transformers import PreTrainedTokenizerFast
@@ -56,7 +71,7 @@ def train_throughput(name: str, data: bytes, steps: int, batch: int, window: int
     for i in range(steps + 1):
         texts = next(batches)
         t0 = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             loss = loss_on(model, tokenizer, texts, name, "cpu")
         loss.backward()
         opt.step()
@@ -90,7 +105,14 @@ def main() -> None:
     ap.add_argument("--gen-bytes", type=int, default=200)
     ap.add_argument("--models", default=",".join(TRAINED))
     ap.add_argument("--mmap-threshold", type=int, default=None, metavar="BYTES")
+    ap.add_argument(
+        "--precision",
+        choices=["auto", "bf16", "fp32"],
+        default="auto",
+        help="training step in bf16 autocast or fp32; auto: what models.train picks on this CPU",
+    )
     args = ap.parse_args()
+    bf16 = args.precision == "bf16" or (args.precision == "auto" and native_bf16("cpu"))
     if args.mmap_threshold is not None:
         import ctypes
         import ctypes.util
@@ -100,10 +122,19 @@ def main() -> None:
     data = sample_text()
     results = {}
     for name in args.models.split(","):
-        results[name] = train_throughput(name, data, args.steps, args.batch, args.window)
+        results[name] = train_throughput(name, data, args.steps, args.batch, args.window, bf16)
         if (ROOT / "assets/models" / name).exists():
             results[name].update(generation_speed(name, args.gen_bytes))
-    report = {"threads": args.threads, "batch": args.batch, "window_bytes": args.window, "models": results}
+    report = {
+        "cpu": cpu_name(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "native_bf16": native_bf16("cpu"),
+        "train_precision": "bf16" if bf16 else "fp32",
+        "threads": args.threads,
+        "batch": args.batch,
+        "window_bytes": args.window,
+        "models": results,
+    }
     if args.mmap_threshold is not None:
         report["mmap_threshold"] = args.mmap_threshold
     if "hat-tiny" in results and "bpe-tiny" in results:

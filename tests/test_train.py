@@ -34,6 +34,9 @@ def corpus(tmp_path: Path) -> Path:
     root.mkdir()
     (root / "train.txt").write_text(text * 2)
     (root / "val.txt").write_text(text[:3000])
+    source = {"package": "deb:fortunes", "version": "1:1.99.1-7.3", "train_bytes": 2 * len(text.encode())}
+    manifest = {"languages": {"corpus": {"files": {}, "sources": {"fortunes": {**source, "documents": 3}}}}}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))  # as models.corpus writes it, beside the language
     return root
 
 
@@ -57,6 +60,13 @@ def test_training_exports_a_loadable_model_with_its_logs(corpus: Path, tmp_path:
     assert model.config.backbone_layers == 1 and model.config.encoder_hidden_size == 32
     meta = json.loads((out / "training.json").read_text())
     assert meta["config_overrides"] == TINY
+    recorded = {
+        "package": "deb:fortunes",
+        "version": "1:1.99.1-7.3",
+        "train_bytes": (corpus / "train.txt").stat().st_size,
+    }
+    assert meta["corpus_sources"] == {"fortunes": recorded}  # the package versions, not the manifest's other fields
+    assert meta["mixed_precision"] == "no"
     assert meta["parameters"] == sum(p.numel() for p in model.parameters())
     rows = list(csv.DictReader((out / "train_log.csv").open()))
     assert int(rows[-1]["step"]) == meta["steps"] >= 1
@@ -117,3 +127,18 @@ def test_model_cards_name_the_corpus_sources_that_moved() -> None:
         phase, {"en": {**manifest["en"], "files": {"train": files["train"]}}}
     )
     assert "cleaning code changed" in cards.build_note(phase, {"en": {**manifest["en"], "sources": then}})
+
+
+def test_auto_mixed_precision_is_bf16_only_where_the_hardware_has_it(monkeypatch) -> None:
+    import torch
+
+    from models import train
+
+    assert train.resolve_mixed_precision("no", "cpu") == "no"
+    assert train.resolve_mixed_precision("bf16", "cpu") == "bf16"  # asked for: honoured, even if emulated
+    for amx, avx512_bf16, expected in [(False, False, "no"), (True, False, "bf16"), (False, True, "bf16")]:
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda amx=amx: amx)
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512_bf16: v)
+        assert train.resolve_mixed_precision("auto", "cpu") == expected
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    assert train.resolve_mixed_precision("auto", "cuda") == "no"
