@@ -1,9 +1,10 @@
 """Where each trained tiny model spends its compute, per byte of text, as JSON.
 
-    python bench/compute_per_byte.py [--text data/corpus/en/val.txt] [--bytes 65536]
+    python bench/compute_per_byte.py [--text data/corpus/en/val.txt] [--bytes 65536] [--models a,b] [--out F]
 
 Runs the training forward pass (`models.train.loss_on`: the same windows, the same loss) of
-`hat-tiny`, `bpe-tiny` and `byte-tiny` over the head of `--text`, cut into 1,024-byte blocks at
+`hat-tiny`, `bpe-tiny` and `byte-tiny` (or any registered HAT, BPE or byte model, such as a
+variant's `hf:runs/.../out/hat-tiny`) over the head of `--text`, cut into 1,024-byte blocks at
 line ends, under `torch.utils.flop_counter.FlopCounterMode`, which counts the FLOPs of every
 matrix product (projections, MLPs, attention scores and mixes, output heads; element-wise work
 is not counted). Reports per model and per top-level module: parameters (a tied output head owns
@@ -35,6 +36,7 @@ from models.train import loss_on
 
 ROOT = Path(__file__).resolve().parent.parent
 BACKBONE = {"hat": "backbone", "bpe": "model", "byte": "model"}  # the module that runs once per unit
+TRAINING_RECIPE = {"hat": "hat-tiny", "bpe": "bpe-tiny", "byte": "byte-tiny"}  # whose loss `loss_on` computes
 
 
 def head_blocks(path: Path, n_bytes: int, block_bytes: int = 1024) -> list[str]:
@@ -65,7 +67,7 @@ def measure(name: str, blocks: list[str], batch: int = 16) -> dict:
     counter = FlopCounterMode(depth=2, display=False)
     with torch.no_grad(), counter:
         for i in range(0, len(blocks), batch):
-            loss_on(model, lm.tokenizer, blocks[i : i + batch], name, torch.device("cpu"))
+            loss_on(model, lm.tokenizer, blocks[i : i + batch], TRAINING_RECIPE[lm.spec.family], torch.device("cpu"))
     per_module = counter.get_flop_counts()
     root = type(model).__name__
     total = sum(per_module["Global"].values())
@@ -99,6 +101,7 @@ def main() -> None:
     ap.add_argument("--bytes", type=int, default=65536, help="measure on about this many bytes from the start")
     ap.add_argument("--models", default=",".join(TRAINED))
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=ROOT / "assets/reports/compute_per_byte.json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if not args.text.exists():
@@ -110,8 +113,7 @@ def main() -> None:
         "blocks": len(blocks),
         "models": {name: measure(name, blocks) for name in args.models.split(",")},
     }
-    out = ROOT / "assets/reports/compute_per_byte.json"
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
 
 
