@@ -114,7 +114,8 @@ def changed_sources(then: dict, now: dict) -> str:
         elif a.get("version") != b.get("version"):
             out.append(f"{name} ({a.get('package')} {a.get('version')} -> {b.get('version')})")
         elif (a.get("train_bytes"), a.get("val_bytes")) != (b.get("train_bytes"), b.get("val_bytes")):
-            out.append(f"{name} (same package version, {b['train_bytes'] - a['train_bytes']:+,} training bytes)")
+            moved = b.get("train_bytes", 0) - a.get("train_bytes", 0)
+            out.append(f"{name} (same package version, {moved:+,} training bytes)")
     return ", ".join(out)
 
 

@@ -84,7 +84,7 @@ def native_bf16(device_type: str) -> bool:
     """Whether this device multiplies bf16 natively (CUDA with bf16; a CPU with AVX512-BF16 or AMX).
 
     Elsewhere bf16 autocast emulates it: on an AVX-512 Xeon without either, a training step of
-    hat-tiny and bpe-tiny took 2.7x and 3.6x as long as in fp32 (`bench/models.py --precision`)."""
+    hat-tiny and bpe-tiny took 3.1x and 3.5x as long as in fp32 (`bench/models.py --precision`)."""
     if device_type == "cuda":
         return torch.cuda.is_bf16_supported()
     if device_type == "cpu":
@@ -140,24 +140,26 @@ def earlier_phases(init_from: Path | None) -> list[tuple[dict, str]]:
     return phases + [(meta, (init_from / "train_log.csv").read_text())]
 
 
-def _corpus_files(corpus: Path) -> dict:
-    """Sizes and hashes of the training text, from the corpus manifest (when there is one)."""
+def _corpus_record(corpus: Path) -> dict:
+    """What `models.corpus` recorded of this language's build (files, sources), or {} without a manifest."""
     manifest = corpus.parent / "manifest.json"
     if not manifest.exists():
         return {}
-    return json.loads(manifest.read_text()).get("languages", {}).get(corpus.name, {}).get("files", {})
+    return json.loads(manifest.read_text()).get("languages", {}).get(corpus.name, {})
+
+
+def _corpus_files(corpus: Path) -> dict:
+    """Sizes and hashes of the training text."""
+    return _corpus_record(corpus).get("files", {})
 
 
 def _corpus_sources(corpus: Path) -> dict:
     """Which package and version each source of the training text came from, with its byte counts.
 
-    Debian point releases replace packages in the archive, so a later `models.corpus` may build a
-    slightly different text; this lets a model card say which source moved."""
-    manifest = corpus.parent / "manifest.json"
-    if not manifest.exists():
-        return {}
-    sources = json.loads(manifest.read_text()).get("languages", {}).get(corpus.name, {}).get("sources", {})
+    The archive's packages change between sessions (Debian point releases), so a later
+    `models.corpus` may build a slightly different text; this lets a model card say which source moved."""
     keep = ("package", "version", "train_bytes", "val_bytes")
+    sources = _corpus_record(corpus).get("sources", {})
     return {name: {k: s[k] for k in keep if k in s} for name, s in sources.items()}
 
 

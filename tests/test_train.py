@@ -117,6 +117,8 @@ def test_model_cards_name_the_corpus_sources_that_moved() -> None:
     assert cards.changed_sources(then, then) == ""
     assert cards.changed_sources(then, now) == "help (deb:libreoffice-help-en-us 1+u13 -> 1+u14)"
     assert cards.changed_sources(then, {"web-bible": then["web-bible"]}) == "help dropped"
+    rebuilt = {**then, "help": {**then["help"], "train_bytes": 25}}  # same package, other cleaning
+    assert cards.changed_sources(then, rebuilt) == "help (same package version, +5 training bytes)"
     files = {"train": {"bytes": 30, "sha256": "a" * 64}}
     manifest = {"en": {"files": {"train": {"bytes": 28, "sha256": "b" * 64}}, "sources": now}}
     phase = {"corpus_files": files, "corpus_sources": then}
