@@ -30,24 +30,13 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from models.registry import load_model
-from models.scoring import split_blocks
+from models.scoring import head_blocks
 from models.tiny import TRAINED
 from models.train import loss_on
 
 ROOT = Path(__file__).resolve().parent.parent
 BACKBONE = {"hat": "backbone", "bpe": "model", "byte": "model"}  # the module that runs once per unit
 TRAINING_RECIPE = {"hat": "hat-tiny", "bpe": "bpe-tiny", "byte": "byte-tiny"}  # whose loss `loss_on` computes
-
-
-def head_blocks(path: Path, n_bytes: int, block_bytes: int = 1024) -> list[str]:
-    """Whole blocks (cut at line ends) from the start of the text, up to about `n_bytes` bytes."""
-    blocks, size = [], 0
-    for block in split_blocks(path.read_text(encoding="utf-8"), block_bytes):
-        if size >= n_bytes:
-            break
-        blocks.append(block)
-        size += len(block.encode())
-    return blocks
 
 
 def backbone_positions(lm, blocks: list[str]) -> int:
@@ -106,7 +95,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     if not args.text.exists():
         sys.exit(f"{args.text} not found: build the corpus with `python -m models.corpus`, or pass --text FILE")
-    blocks = head_blocks(args.text, args.bytes)
+    blocks = head_blocks(args.text.read_text(encoding="utf-8"), args.bytes)
     report = {
         "text": str(args.text.relative_to(ROOT) if args.text.is_relative_to(ROOT) else args.text),
         "bytes": sum(len(b.encode()) for b in blocks),

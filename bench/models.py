@@ -30,7 +30,7 @@ import torch
 
 from models.generate import generate
 from models.tiny import TRAINED, build
-from models.train import loss_on, native_bf16, windows
+from models.train import loss_on, native_bf16, resolve_mixed_precision, windows
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMPT = "The history of the city begins in the twelfth century, when"
@@ -112,7 +112,7 @@ def main() -> None:
         help="training step in bf16 autocast or fp32; auto: what models.train picks on this CPU",
     )
     args = ap.parse_args()
-    bf16 = args.precision == "bf16" or (args.precision == "auto" and native_bf16("cpu"))
+    bf16 = resolve_mixed_precision(args.precision, "cpu") == "bf16"  # fp32 passes through as not bf16
     if args.mmap_threshold is not None:
         import ctypes
         import ctypes.util

@@ -72,6 +72,17 @@ def split_blocks(text: str, block_bytes: int = DEFAULT_BLOCK_BYTES) -> list[str]
     return blocks
 
 
+def head_blocks(text: str, n_bytes: int, block_bytes: int = DEFAULT_BLOCK_BYTES) -> list[str]:
+    """The first blocks of `split_blocks(text)`, whole, until they hold at least `n_bytes` bytes."""
+    blocks, size = [], 0
+    for block in split_blocks(text, block_bytes):
+        if size >= n_bytes:
+            break
+        blocks.append(block)
+        size += len(block.encode())
+    return blocks
+
+
 def _byte_offsets(text: str) -> np.ndarray:
     """Byte offset of every character boundary: offsets[i] = bytes before character i."""
     return np.concatenate([[0], np.cumsum([len(c.encode()) for c in text])]).astype(np.int64)

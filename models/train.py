@@ -29,7 +29,7 @@ from accelerate import Accelerator
 from tqdm import tqdm
 
 from models.hat import HATForCausalLM
-from models.scoring import score_with, split_blocks
+from models.scoring import head_blocks, score_with
 from models.tiny import BYTE_BOS_ID, TRAINED, build, train_bpe_tokenizer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,11 +92,16 @@ def native_bf16(device_type: str) -> bool:
     return False
 
 
-def resolve_mixed_precision(choice: str, device_type: str) -> str:
+def default_device_type() -> str:
+    """The device `Accelerator()` trains on: CUDA when present, else the CPU."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def resolve_mixed_precision(choice: str, device_type: str | None = None) -> str:
     """`auto` -> bf16 where the device does it natively, else no autocast (fp32)."""
     if choice != "auto":
         return choice
-    return "bf16" if native_bf16(device_type) else "no"
+    return "bf16" if native_bf16(device_type or default_device_type()) else "no"
 
 
 def lr_at(progress: float, peak: float, warmup: float = 0.03, floor: float = 0.1) -> float:
@@ -236,14 +241,13 @@ def main(argv: list[str] | None = None) -> None:
 
     heap = _HeapTrimmer()
     torch.set_num_threads(args.threads)
-    device_type = "cuda" if torch.cuda.is_available() else "cpu"  # what Accelerator will pick
-    args.mixed_precision = resolve_mixed_precision(args.mixed_precision, device_type)
+    args.mixed_precision = resolve_mixed_precision(args.mixed_precision)
     accelerator = Accelerator(mixed_precision=args.mixed_precision)
     accelerator.print(
         f"{accelerator.device.type}: autocast {args.mixed_precision}"
         + (
             ""
-            if native_bf16(device_type)
+            if native_bf16(accelerator.device.type)
             else " (this device has no native bf16; --mixed-precision bf16 would emulate it)"
         )
     )
@@ -254,12 +258,7 @@ def main(argv: list[str] | None = None) -> None:
     train_file = args.corpus / "train.txt"
     data = train_file.read_bytes()
     val_text = (args.corpus / "val.txt").read_text()
-    val_blocks, size = [], 0
-    for b in split_blocks(val_text, args.window):  # a fixed prefix of the validation split
-        if size >= args.val_bytes:
-            break
-        val_blocks.append(b)
-        size += len(b.encode())
+    val_blocks = head_blocks(val_text, args.val_bytes, args.window)  # a fixed prefix of the validation split
 
     bpe_tok = None
     if args.model == "bpe-tiny":

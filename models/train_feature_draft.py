@@ -259,9 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = args.out or SHIPPED_HEADS / args.target
     torch.manual_seed(args.seed)
-    args.mixed_precision = resolve_mixed_precision(
-        args.mixed_precision, "cuda" if torch.cuda.is_available() else "cpu"
-    )
+    args.mixed_precision = resolve_mixed_precision(args.mixed_precision)
     accelerator = Accelerator(mixed_precision=args.mixed_precision)
 
     from models.registry import load_model

@@ -134,8 +134,6 @@ def test_model_cards_name_the_corpus_sources_that_moved() -> None:
 def test_auto_mixed_precision_is_bf16_only_where_the_hardware_has_it(monkeypatch) -> None:
     import torch
 
-    from models import train
-
     assert train.resolve_mixed_precision("no", "cpu") == "no"
     assert train.resolve_mixed_precision("bf16", "cpu") == "bf16"  # asked for: honoured, even if emulated
     for amx, avx512_bf16, expected in [(False, False, "no"), (True, False, "bf16"), (False, True, "bf16")]:
