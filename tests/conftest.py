@@ -141,6 +141,14 @@ def tiny_byte_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_hat_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random HAT saved with `save_pretrained` (load it as `hf:<dir>`)."""
+    from tiny_hat import build_tiny_hat
+
+    return build_tiny_hat(tmp_path_factory.mktemp("tiny-hat"))
+
+
+@pytest.fixture(scope="session")
 def tiny_model_names(tiny_bpe_dir: Path, tiny_byte_dir: Path) -> list[str]:
     """Registry names of the tiny models (`hf:<dir>`)."""
     return [f"hf:{tiny_bpe_dir}", f"hf:{tiny_byte_dir}"]
@@ -207,12 +215,11 @@ def app_url(app_models: list[str], tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 @pytest.fixture(scope="session")
-def hat_app_url(tiny_bpe_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def hat_app_url(tiny_bpe_dir: Path, tiny_hat_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The URL of an app serving a tiny random HAT and the tiny BPE model (`app_url` has no HAT)."""
-    from tiny_hat import build_tiny_hat
-
-    hat = build_tiny_hat(tmp_path_factory.mktemp("tiny-hat"))
-    with running_app([f"hf:{hat}", f"hf:{tiny_bpe_dir}"], tmp_path_factory.mktemp("hat-app") / "app.log") as url:
+    with running_app(
+        [f"hf:{tiny_hat_dir}", f"hf:{tiny_bpe_dir}"], tmp_path_factory.mktemp("hat-app") / "app.log"
+    ) as url:
         yield url
 
 

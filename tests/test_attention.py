@@ -24,11 +24,6 @@ REPO = Path(__file__).resolve().parent.parent
 TEXT = "The quick  brown fox, über 😀 Straßenbahnhaltestelle\n\tx"
 
 
-@pytest.fixture(scope="session")
-def tiny_hat_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_hat(tmp_path_factory.mktemp("tiny-hat"))
-
-
 @pytest.fixture(scope="module")
 def cpu_registry(tmp_path_factory: pytest.TempPathFactory) -> reg.Registry:
     tmp = tmp_path_factory.mktemp("attention-registry")

@@ -331,3 +331,41 @@ def test_non_causal_checkpoint_is_a_clear_error(registry: Registry, tmp_path: Pa
     (directory / "config.json").write_text(json.dumps({"model_type": "vit"}))
     with pytest.raises(ModelUnavailableError, match="could not be loaded as a causal language model"):
         registry.load_model(f"hf:{directory}")
+
+
+def test_sdpa_registry_scores_like_eager_and_still_draws_attention(
+    tmp_path: Path, tiny_byte_dir: Path, tiny_hat_dir: Path
+) -> None:
+    """The command-line scorers load with sdpa: the same bits per byte, and maps still work."""
+    from models.scoring import score_text
+    from playground.attention import compute_attention
+
+    text = "The quick brown fox jumps over the lazy dog. Naïve café, 日本語 and 🙂!\n" * 3
+    eager, sdpa = (
+        Registry(device="cpu", cache_dir=tmp_path / "cache", trained_dir=tmp_path / "trained", attention=a)
+        for a in ("eager", "sdpa")
+    )
+    for name in (f"hf:{tiny_byte_dir}", f"hf:{tiny_hat_dir}"):
+        a, b = eager.load_model(name), sdpa.load_model(name)
+        impl = (
+            b.model.backbone.config._attn_implementation
+            if b.spec.family == "hat"
+            else b.model.config._attn_implementation
+        )
+        assert impl == "sdpa"
+        score_a, score_b = score_text(a, text), score_text(b, text)
+        assert score_a.n_bytes == score_b.n_bytes == len(text.encode())
+        assert score_b.bpb == pytest.approx(score_a.bpb, rel=1e-5)
+        # The attention view switches the model to eager for its own pass and back afterwards.
+        maps_a, maps_b = compute_attention(a, text), compute_attention(b, text)
+        for level, drawn in maps_a.levels.items():
+            for la, lb in zip(drawn.layers, maps_b.levels[level].layers, strict=True):
+                assert lb.shape == la.shape
+                assert abs(lb - la).max() < 1e-5
+        assert impl == (
+            b.model.backbone.config._attn_implementation
+            if b.spec.family == "hat"
+            else b.model.config._attn_implementation
+        )
+    with pytest.raises(reg.RegistryError, match="eager, sdpa"):
+        Registry(device="cpu", attention="flash")
