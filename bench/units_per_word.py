@@ -99,9 +99,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sample-chars", type=int, default=50_000)
     ap.add_argument("--out", default=str(REPO / "assets" / "figures" / "units_per_word"))
     ap.add_argument("--segmenters", default=None, help="comma-separated (default: all available)")
+    ap.add_argument(
+        "--entropy-threshold",
+        type=float,
+        default=core.DEFAULT_ENTROPY_THRESHOLD,
+        help=f"bits, for entropy-patches (default {core.DEFAULT_ENTROPY_THRESHOLD:g}, the view's default)",
+    )
     args = ap.parse_args(argv)
 
-    registry.configure(device="cpu")
+    registry.configure(device="cpu", attention="sdpa")  # entropies only, no attention maps
     available = [s.name for s in registry.list_models(available_only=True)]
     if args.segmenters:
         names = args.segmenters.split(",")
@@ -113,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     result: dict = {
         "words": "whitespace-separated",
         "max_word_bytes": core.DEFAULT_MAX_WORD_BYTES,
-        "entropy_threshold": core.DEFAULT_ENTROPY_THRESHOLD,
+        "entropy_threshold": args.entropy_threshold,
         "sources": {lang: src for lang, (src, _) in texts.items()},
         "segmenters": [],
         "units_per_word": {},
@@ -129,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             start = time.perf_counter()
             try:
-                seg = core.segment_one(text, name)
+                seg = core.segment_one(text, name, entropy_threshold=args.entropy_threshold)
             except core.SegmentError as err:
                 print(f"skipping {name}: {err}", file=sys.stderr)
                 continue
