@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from transformers import LlamaConfig, LlamaModel, PreTrainedConfig, PreTrainedModel
+from transformers import Cache, LlamaConfig, LlamaModel, PreTrainedConfig, PreTrainedModel
 
 from models.cpu_kernels import draft_linear, swap_linears
 
@@ -145,7 +145,7 @@ class FeatureDraftHead(PreTrainedModel):
         next_tokens: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.Tensor | None = None,
-        past_key_values=None,
+        past_key_values: Cache | None = None,
         use_cache: bool = False,
     ) -> torch.Tensor:
         """Predicted features ``(batch, n, hidden)`` from the target's (or the head's own)

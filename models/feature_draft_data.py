@@ -38,6 +38,7 @@ import time
 from pathlib import Path
 
 import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from models.generate import chat_prompt_ids
 
@@ -109,7 +110,9 @@ def build_prompts(corpus_text: str, n: int, seed: int = 0, passage_share: float 
 
 
 @torch.inference_mode()
-def generate_batch(model, tokenizer, prompts: list[str], max_new_tokens: int) -> list[list[int]]:
+def generate_batch(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: list[str], max_new_tokens: int
+) -> list[list[int]]:
     """Greedy answers in the chat template; prompt + answer ids per prompt (no padding)."""
     encoded = [chat_prompt_ids(tokenizer, p) for p in prompts]  # as the view and the bench encode them
     width = max(len(e) for e in encoded)
@@ -136,7 +139,7 @@ def generate_batch(model, tokenizer, prompts: list[str], max_new_tokens: int) ->
 
 
 @torch.inference_mode()
-def teacher_forced(model, sequences: list[list[int]]) -> list[dict[str, torch.Tensor]]:
+def teacher_forced(model: PreTrainedModel, sequences: list[list[int]]) -> list[dict[str, torch.Tensor]]:
     """Final hidden states and greedy next tokens at every position (right-padded batch)."""
     width = max(len(s) for s in sequences)
     ids = torch.tensor([s + [0] * (width - len(s)) for s in sequences])
@@ -163,7 +166,9 @@ def save_shard(directory: Path, records: list[dict[str, torch.Tensor]]) -> int:
     return index
 
 
-def corpus_windows(model, tokenizer, text: str, args: argparse.Namespace) -> int:
+def corpus_windows(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, text: str, args: argparse.Namespace
+) -> int:
     """Teacher-forced shards over consecutive token windows of the corpus."""
     start = time.monotonic()
     offset = random.Random(args.seed).randrange(len(text) // 2)

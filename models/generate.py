@@ -6,12 +6,13 @@ import argparse
 import sys
 
 import torch
+from transformers import PreTrainedTokenizerBase
 
 from models.hat import HATForCausalLM
 from models.registry import RegistryError, load_model
 
 
-def chat_prompt_ids(tokenizer, prompt: str) -> list[int]:
+def chat_prompt_ids(tokenizer: PreTrainedTokenizerBase, prompt: str) -> list[int]:
     """``prompt`` as one user turn in the tokenizer's chat template, ready for the answer."""
     encoded = tokenizer.apply_chat_template(
         [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=True

@@ -694,13 +694,15 @@ class Registry:
         """
         from transformers import AutoTokenizer
 
+        if gguf is not None:
+            # Building the model cache, which will hold the tokenizer too: always the GGUF's own
+            # class (GemmaTokenizer, ...), so the cache does not depend on what was cached before.
+            return AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         final = self.pretrained_cache_path(name)
         tok_final = final.with_name(final.name + "-tokenizer")
         for directory in (final, tok_final):
             if (directory / _COMPLETE_MARKER).exists():
                 return _load_cached_tokenizer(directory)
-        if gguf is not None:  # building the model cache, which will hold the tokenizer too
-            return AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{tok_final.name}.", dir=self.cache_dir))
         try:

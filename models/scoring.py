@@ -17,12 +17,18 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from models.hat import HATForCausalLM
+
+if TYPE_CHECKING:  # annotations only: the registry imports this module
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from models.registry import LoadedModel
 
 DEFAULT_BLOCK_BYTES = 1024  # the tiny models' training length
 LN2 = math.log(2)
@@ -88,12 +94,12 @@ def _byte_offsets(text: str) -> np.ndarray:
     return np.concatenate([[0], np.cumsum([len(c.encode()) for c in text])]).astype(np.int64)
 
 
-def is_byte_tokenizer(tokenizer) -> bool:
+def is_byte_tokenizer(tokenizer: PreTrainedTokenizerBase | None) -> bool:
     """ByT5-style: one id per UTF-8 byte (ids = byte + 3), no offset mapping."""
     return type(tokenizer).__name__.startswith("ByT5")
 
 
-def _encode_with_byte_spans(tokenizer, text: str) -> dict:
+def _encode_with_byte_spans(tokenizer: PreTrainedTokenizerBase, text: str) -> dict:
     """Token ids and the byte span of each token in `text`."""
     if is_byte_tokenizer(tokenizer):
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -104,7 +110,7 @@ def _encode_with_byte_spans(tokenizer, text: str) -> dict:
     return {"input_ids": list(enc["input_ids"]), "byte_spans": spans}
 
 
-def bos_id(tokenizer) -> int:
+def bos_id(tokenizer: PreTrainedTokenizerBase) -> int:
     for tid in (tokenizer.bos_token_id, tokenizer.eos_token_id):
         if tid is not None:
             return int(tid)
@@ -112,7 +118,9 @@ def bos_id(tokenizer) -> int:
 
 
 @torch.no_grad()
-def _score_token_blocks(model, tokenizer, blocks: list[str]) -> list[TextScore]:
+def _score_token_blocks(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, blocks: list[str]
+) -> list[TextScore]:
     bos = bos_id(tokenizer)
     encs = [_encode_with_byte_spans(tokenizer, b) for b in blocks]
     ids = [[bos] + list(e["input_ids"]) for e in encs]
@@ -163,7 +171,13 @@ def _score_hat_blocks(model: HATForCausalLM, blocks: list[str]) -> list[TextScor
     return scores
 
 
-def score_with(model, tokenizer, text: str, block_bytes: int = DEFAULT_BLOCK_BYTES, batch_size: int = 8) -> TextScore:
+def score_with(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase | None,
+    text: str,
+    block_bytes: int = DEFAULT_BLOCK_BYTES,
+    batch_size: int = 8,
+) -> TextScore:
     """Score `text` with a model (HAT when `tokenizer` is None, else a causal token LM)."""
     start = time.perf_counter()
     blocks = split_blocks(text, block_bytes)
@@ -186,13 +200,18 @@ def score_with(model, tokenizer, text: str, block_bytes: int = DEFAULT_BLOCK_BYT
     )
 
 
-def score_text(lm, text: str, block_bytes: int = DEFAULT_BLOCK_BYTES) -> TextScore:
+def score_text(lm: LoadedModel, text: str, block_bytes: int = DEFAULT_BLOCK_BYTES) -> TextScore:
     """Score with a `models.registry.LoadedModel`."""
     return score_with(lm.model, lm.tokenizer, text, block_bytes)
 
 
 @torch.no_grad()
-def next_byte_entropy_with(model, tokenizer, text: str, block_bytes: int = DEFAULT_BLOCK_BYTES) -> np.ndarray:
+def next_byte_entropy_with(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase | None,
+    text: str,
+    block_bytes: int = DEFAULT_BLOCK_BYTES,
+) -> np.ndarray:
     """Entropy in bits of the distribution that predicts each byte (byte-level models and HAT)."""
     out: list[np.ndarray] = []
     for block in split_blocks(text, block_bytes):
@@ -212,6 +231,6 @@ def next_byte_entropy_with(model, tokenizer, text: str, block_bytes: int = DEFAU
     return np.concatenate(out) if out else np.zeros(0)
 
 
-def next_byte_entropy(lm, text: str, block_bytes: int = DEFAULT_BLOCK_BYTES) -> np.ndarray:
+def next_byte_entropy(lm: LoadedModel, text: str, block_bytes: int = DEFAULT_BLOCK_BYTES) -> np.ndarray:
     """Entropy (bits) before each byte of `text`, from a `models.registry.LoadedModel`."""
     return next_byte_entropy_with(lm.model, lm.tokenizer, text, block_bytes)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedModel, PreTrainedTokenizerFast
+from transformers import ByT5Tokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedModel, PreTrainedTokenizerFast
 
 from models.hat import HATConfig, HATForCausalLM
 
@@ -73,9 +73,7 @@ def train_bpe_tokenizer(train_file: Path, vocab_size: int = BPE_VOCAB) -> PreTra
     return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=BOS_TEXT, eos_token=BOS_TEXT)
 
 
-def byte_tokenizer():
-    from transformers import ByT5Tokenizer
-
+def byte_tokenizer() -> ByT5Tokenizer:
     return ByT5Tokenizer()
 
 

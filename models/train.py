@@ -21,12 +21,14 @@ import json
 import math
 import random
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
 from tqdm import tqdm
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from models.hat import HATForCausalLM
 from models.scoring import head_blocks, score_with
@@ -35,7 +37,7 @@ from models.tiny import BYTE_BOS_ID, TRAINED, build, train_bpe_tokenizer
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def windows(data: bytes, size: int, batch: int, seed: int, rank: int = 0, world: int = 1):
+def windows(data: bytes, size: int, batch: int, seed: int, rank: int = 0, world: int = 1) -> Iterator[list[str]]:
     """Endless batches of `size`-byte windows at seeded random offsets, cut at character boundaries."""
     rng = random.Random(seed)
     while True:
@@ -53,7 +55,7 @@ def windows(data: bytes, size: int, batch: int, seed: int, rank: int = 0, world:
         yield texts
 
 
-def flat_ids(tokenizer, texts: list[str], byte_level: bool) -> tuple[torch.Tensor, int]:
+def flat_ids(tokenizer: PreTrainedTokenizerBase, texts: list[str], byte_level: bool) -> tuple[torch.Tensor, int]:
     if byte_level:
         seqs = [[BYTE_BOS_ID] + [b + 3 for b in t.encode()] for t in texts]
     else:
@@ -66,7 +68,13 @@ def flat_ids(tokenizer, texts: list[str], byte_level: bool) -> tuple[torch.Tenso
     return ids, sum(len(t.encode()) for t in texts)
 
 
-def loss_on(model, tokenizer, texts: list[str], name: str, device) -> torch.Tensor:
+def loss_on(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase | None,
+    texts: list[str],
+    name: str,
+    device: torch.device | str,
+) -> torch.Tensor:
     """Summed NLL (nats) of the windows' bytes over their byte count."""
     if name == "hat-tiny":
         batch = model.batch_from_texts(texts).to(device)
@@ -111,7 +119,7 @@ def lr_at(progress: float, peak: float, warmup: float = 0.03, floor: float = 0.1
     return peak * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * p)))
 
 
-def validate(model, tokenizer, val_blocks: list[str]) -> float:
+def validate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase | None, val_blocks: list[str]) -> float:
     model.eval()
     total_bits = total_bytes = 0.0
     for i in range(0, len(val_blocks), 16):
@@ -121,7 +129,14 @@ def validate(model, tokenizer, val_blocks: list[str]) -> float:
     return total_bits / total_bytes
 
 
-def export(model, tokenizer, out_dir: Path, log_path: Path, meta: dict, earlier: list[tuple[dict, str]]) -> None:
+def export(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase | None,
+    out_dir: Path,
+    log_path: Path,
+    meta: dict,
+    earlier: list[tuple[dict, str]],
+) -> None:
     """Model, tokenizer, this run's CSV log and `training.json`; logs of earlier phases (runs this
     one continued via --init-from) are kept beside it as `train_log_phase<k>.csv`."""
     out_dir.mkdir(parents=True, exist_ok=True)

