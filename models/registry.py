@@ -327,7 +327,7 @@ class Registry:
         trained_dir: where the models trained in this repo live (`<trained_dir>/<name>/`).
         attention: the attention implementation models load with. `"eager"` (the default) returns
             attention weights, which the attention view draws; `"sdpa"` computes the same outputs
-            about twice as fast on 1,024-byte blocks, for command-line scoring that draws no maps
+            faster on long blocks (byte models), for command-line scoring that draws no maps
             (the attention view still switches a model to eager for its own forward pass).
     """
 
