@@ -53,8 +53,10 @@ DEFAULT_SEGMENTERS: tuple[str, ...] = ("bytes", "hat-words")
 DEFAULT_MAX_WORD_BYTES = 16  # HATConfig's default word cap
 MAX_WORD_BYTES_LIMIT = 1024
 # Bits. BLT sets its global threshold so patches average about a BPE token's size; with
-# byte-tiny, 4.0 gives about 4 bytes per patch on English validation text (3.5 gives 3).
-DEFAULT_ENTROPY_THRESHOLD = 4.0
+# byte-tiny, 3.0 gives 3.5 bytes per patch on 50k characters of English validation text
+# (SmolLM2's tokens: 3.6, bpe-tiny's: 3.0), 4.0 gives 6.9 (`python bench/units_per_word.py
+# [--entropy-threshold 4]`).
+DEFAULT_ENTROPY_THRESHOLD = 3.0
 DEFAULT_ENTROPY_MODEL = "byte-tiny"
 
 EntropyFn = Callable[[str], np.ndarray]
