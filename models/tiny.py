@@ -10,10 +10,14 @@ All three share the backbone: 6 Llama layers of width 256 (4 heads of 64, SwiGLU
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from transformers import ByT5Tokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedModel, PreTrainedTokenizerFast
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedModel, PreTrainedTokenizerFast
 
 from models.hat import HATConfig, HATForCausalLM
+
+if TYPE_CHECKING:
+    from transformers import ByT5Tokenizer
 
 TRAINED = ("hat-tiny", "bpe-tiny", "byte-tiny")
 BACKBONE = {"hidden_size": 256, "num_hidden_layers": 6, "num_attention_heads": 4, "intermediate_size": 1024}
@@ -74,6 +78,8 @@ def train_bpe_tokenizer(train_file: Path, vocab_size: int = BPE_VOCAB) -> PreTra
 
 
 def byte_tokenizer() -> ByT5Tokenizer:
+    from transformers import ByT5Tokenizer  # loaded only when a byte model needs it
+
     return ByT5Tokenizer()
 
 
