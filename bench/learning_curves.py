@@ -1,0 +1,153 @@
+"""How the shipped tiny models' validation bits per byte fell during training, side by side, as JSON.
+
+    python bench/learning_curves.py [--models hat-tiny,bpe-tiny,byte-tiny] [--reference bpe-tiny] [--out F]
+
+Reads each model's committed training log (`assets/models/<name>/train_log.csv`, written by
+`models.train`: CPU seconds, bytes of text read, bits per byte on the fixed 64 KB head of the
+validation split at every evaluation) and reports:
+
+- `at_seconds`: every model's bits per byte at the same CPU seconds (each curve linearly
+  interpolated between its evaluations; only where every curve has been measured), and each
+  model's ratio to `--reference`. This is the issue's comparison (equal training time) at every
+  budget up to the one trained, not only at the end.
+- `at_bytes`: the same at equal text read (interpolated in log bytes): how well each model uses a
+  byte of training text, whatever its speed.
+- `gain_per_doubling`: bits per byte gained per doubling of text read, over the first and the
+  second half of each run's log-text range (least squares on log2 bytes).
+
+No model is run; the figures are those the training runs logged. All runs share one schedule
+shape (warm-up, cosine decay to the end of the budget), so the late points include the decay.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODELS = ("hat-tiny", "bpe-tiny", "byte-tiny")
+
+
+def read_curve(log_path: Path) -> list[tuple[float, float, float]]:
+    """(CPU seconds, bytes read, validation bits per byte) at every evaluation in a training log."""
+    with log_path.open(newline="") as f:
+        return [
+            (float(row["seconds"]), float(row["bytes_seen"]), float(row["val_bpb"]))
+            for row in csv.DictReader(f)
+            if row.get("val_bpb")
+        ]
+
+
+def interpolate(xs: list[float], ys: list[float], x: float) -> float | None:
+    """Linear interpolation of y at x; None outside [xs[0], xs[-1]] (no extrapolation)."""
+    if not xs or x < xs[0] or x > xs[-1]:
+        return None
+    for i in range(1, len(xs)):
+        if x <= xs[i]:
+            x0, x1, y0, y1 = xs[i - 1], xs[i], ys[i - 1], ys[i]
+            return y0 if x1 == x0 else y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+    return ys[-1]
+
+
+def slope(xs: list[float], ys: list[float]) -> float | None:
+    """Least-squares slope of ys on xs; None with fewer than two points."""
+    if len(xs) < 2:
+        return None
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    var = sum((x - mx) ** 2 for x in xs)
+    return None if var == 0 else sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / var
+
+
+def gain_per_doubling(curve: list[tuple[float, float, float]]) -> dict[str, float | None]:
+    """Bits per byte gained per doubling of text read, over the lower and upper half of log2(bytes)."""
+    logs = [math.log2(b) for _, b, _ in curve]
+    middle = (logs[0] + logs[-1]) / 2
+    halves = {
+        "first_half": [(x, y) for x, (_, _, y) in zip(logs, curve) if x <= middle],
+        "second_half": [(x, y) for x, (_, _, y) in zip(logs, curve) if x >= middle],
+    }
+    out: dict[str, float | None] = {}
+    for name, points in halves.items():
+        s = slope([x for x, _ in points], [y for _, y in points])
+        out[name] = None if s is None else round(-s, 4)
+    return out
+
+
+def compare(
+    curves: dict[str, list[tuple[float, float, float]]], reference: str, axis: str, grid: list[float]
+) -> list[dict]:
+    """Each model's bits per byte (and ratio to the reference) at every grid point all curves cover."""
+    column = 0 if axis == "seconds" else 1
+    rows = []
+    for x in grid:
+        values = {}
+        for name, curve in curves.items():
+            xs = [p[column] for p in curve]
+            ys = [p[2] for p in curve]
+            if axis == "bytes":  # interpolate in log bytes: the curves are near-linear there
+                xs, x_at = [math.log2(v) for v in xs], math.log2(x)
+            else:
+                x_at = x
+            values[name] = interpolate(xs, ys, x_at)
+        if any(v is None for v in values.values()):
+            continue
+        row: dict = {axis: round(x, 1), "bpb": {k: round(v, 4) for k, v in values.items()}}
+        row[f"ratio_to_{reference}"] = {
+            k: round(v / values[reference], 4) for k, v in values.items() if k != reference
+        }
+        rows.append(row)
+    return rows
+
+
+def report(models: list[str], reference: str, root: Path = ROOT) -> dict:
+    curves = {name: read_curve(root / "assets" / "models" / name / "train_log.csv") for name in models}
+    empty = [name for name, curve in curves.items() if not curve]
+    if empty:
+        raise SystemExit(f"no validation evaluations in the training log of: {', '.join(empty)}")
+    if reference not in curves:
+        raise SystemExit(f"--reference {reference!r} is not among --models ({', '.join(models)})")
+    # Grids over the range every curve covers: every 600 CPU-seconds, and doublings of text read;
+    # each ends at the shortest run's last evaluation.
+    first_second = max(c[0][0] for c in curves.values())
+    last_second = min(c[-1][0] for c in curves.values())
+    seconds_grid = [600.0 * k for k in range(math.ceil(first_second / 600), int(last_second // 600) + 1)]
+    if not seconds_grid or last_second - seconds_grid[-1] > 1.0:
+        seconds_grid.append(last_second)
+    low = max(c[0][1] for c in curves.values())
+    high = min(c[-1][1] for c in curves.values())
+    bytes_grid = [low * 2**k for k in range(int(math.log2(high / low)) + 1)]
+    if high / bytes_grid[-1] > 1.01:
+        bytes_grid.append(high)
+    return {
+        "source": "assets/models/<name>/train_log.csv (bits per byte on the 64 KB head of the validation split)",
+        "final": {
+            name: {"seconds": c[-1][0], "bytes_seen": int(c[-1][1]), "bpb": c[-1][2]} for name, c in curves.items()
+        },
+        "at_seconds": compare(curves, reference, "seconds", seconds_grid),
+        "at_bytes": compare(curves, reference, "bytes", bytes_grid),
+        "gain_per_doubling": {name: gain_per_doubling(c) for name, c in curves.items()},
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma-separated shipped model names")
+    ap.add_argument("--reference", default="bpe-tiny", help="the model every ratio divides by")
+    ap.add_argument("--out", type=Path, help="also write the JSON here")
+    args = ap.parse_args()
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    missing = [m for m in models if not (ROOT / "assets" / "models" / m / "train_log.csv").is_file()]
+    if missing:
+        raise SystemExit(f"no training log for: {', '.join(missing)} (shipped: {', '.join(DEFAULT_MODELS)})")
+    result = report(models, args.reference)
+    text = json.dumps(result, indent=1)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
