@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch
 
 from models.generate import generate
-from models.registry import configure
+from models.registry import configure_for_scoring
 from models.tiny import TRAINED
 from playground.evaluate import evaluate
 from playground.perturb import perturb
@@ -303,6 +303,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    # A command that scores and draws no attention maps: sdpa, the same numbers as eager, faster.
-    configure(attention="sdpa")
+    configure_for_scoring()
     main()

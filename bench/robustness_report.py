@@ -36,7 +36,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from models.registry import configure, get_spec, load_model
+from models.registry import configure_for_scoring, get_spec, load_model
 from playground import perturb as P
 from playground import robustness as R
 
@@ -514,6 +514,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # A command that scores and draws no attention maps: sdpa, the same numbers as eager, faster.
-    configure(attention="sdpa")
+    configure_for_scoring()
     raise SystemExit(main())

@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
 
-    registry.configure(device="cpu", attention="sdpa")  # entropies only, no attention maps
+    registry.configure_for_scoring(device="cpu")  # entropies only, no attention maps
     available = [s.name for s in registry.list_models(available_only=True)]
     if args.segmenters:
         names = args.segmenters.split(",")

@@ -776,6 +776,13 @@ def configure(
     return registry
 
 
+def configure_for_scoring(**settings: Any) -> Registry:
+    """`configure` for a command that scores text and draws no attention maps: sdpa attention,
+    which gives the same log-probabilities as eager (tested) and runs faster. The app keeps eager,
+    the only implementation that returns attention weights."""
+    return configure(attention="sdpa", **settings)
+
+
 def default_registry() -> Registry:
     """The process-wide registry (created with defaults on first use)."""
     global _default

@@ -130,6 +130,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # A command that scores and draws no attention maps: sdpa, the same numbers as eager, faster.
-    registry.configure(attention="sdpa")
+    registry.configure_for_scoring()
     sys.exit(main())

@@ -542,8 +542,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # A command that scores and draws no attention maps: sdpa, the same numbers as eager, faster.
     from models import registry
 
-    registry.configure(attention="sdpa")
+    registry.configure_for_scoring()
     raise SystemExit(main())

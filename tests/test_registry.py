@@ -189,6 +189,11 @@ def test_module_level_api_uses_configured_registry(tmp_path: Path, tiny_bpe_dir:
         assert reg.load_model(name) is configured.load_model(name)
         assert reg.load_tokenizer(name) is not None
         assert "smollm2-135m" in [s.name for s in reg.list_models()]
+        assert configured.attention == "eager"  # the app's default: attention maps need eager
+        scoring = reg.configure_for_scoring(device="cpu", cache_dir=tmp_path, trained_dir=tmp_path)
+        assert reg.default_registry() is scoring
+        assert scoring.attention == "sdpa"
+        assert reg.load_model(name).model.config._attn_implementation == "sdpa"
     finally:
         reg._default = previous
 
