@@ -1,6 +1,7 @@
 """How the shipped tiny models' validation bits per byte fell during training, side by side, as JSON.
 
     python bench/learning_curves.py [--models hat-tiny,bpe-tiny,byte-tiny] [--reference bpe-tiny] [--out F]
+        [--figure assets/figures/learning_curves.png]
 
 Reads each model's committed training log (`assets/models/<name>/train_log.csv`, written by
 `models.train`: CPU seconds, bytes of text read, bits per byte on the fixed 64 KB head of the
@@ -15,7 +16,9 @@ validation split at every evaluation) and reports:
 - `gain_per_doubling`: bits per byte gained per doubling of text read, over the first and the
   second half of each run's log-text range (least squares on log2 bytes).
 
-No model is run; the figures are those the training runs logged. All runs share one schedule
+`--figure` also draws the curves (bits per byte against CPU minutes and against text read) as a
+PNG (plotly + kaleido, which drives the system chromium). No model is run; the figures are those
+the training runs logged. All runs share one schedule
 shape (warm-up, cosine decay to the end of the budget), so the late points include the decay.
 """
 
@@ -26,6 +29,7 @@ import csv
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODELS = ("hat-tiny", "bpe-tiny", "byte-tiny")
@@ -132,11 +136,33 @@ def report(models: list[str], reference: str, root: Path = ROOT) -> dict:
     }
 
 
+def figure(curves: dict[str, list[tuple[float, float, float]]]) -> Any:
+    """Validation bits per byte against CPU minutes (left) and against MB of text read (right, log)."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("equal training time", "equal text read"))
+    colours = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd")
+    for i, (name, curve) in enumerate(curves.items()):
+        line = {"color": colours[i % len(colours)]}
+        bpb = [p[2] for p in curve]
+        fig.add_trace(go.Scatter(x=[p[0] / 60 for p in curve], y=bpb, name=name, line=line), row=1, col=1)
+        fig.add_trace(
+            go.Scatter(x=[p[1] / 1e6 for p in curve], y=bpb, name=name, line=line, showlegend=False), row=1, col=2
+        )
+    fig.update_xaxes(title_text="CPU minutes", row=1, col=1)
+    fig.update_xaxes(title_text="MB of text read", type="log", row=1, col=2)
+    fig.update_yaxes(title_text="bits per byte, 64 KB validation prefix", row=1, col=1)
+    fig.update_layout(template="plotly_white", title="Validation bits per byte during training (training logs)")
+    return fig
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma-separated shipped model names")
     ap.add_argument("--reference", default="bpe-tiny", help="the model every ratio divides by")
     ap.add_argument("--out", type=Path, help="also write the JSON here")
+    ap.add_argument("--figure", type=Path, help="also draw the curves as a PNG here")
     args = ap.parse_args()
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     missing = [m for m in models if not (ROOT / "assets" / "models" / m / "train_log.csv").is_file()]
@@ -147,6 +173,10 @@ def main() -> None:
     print(text)
     if args.out:
         args.out.write_text(text + "\n")
+    if args.figure:
+        curves = {name: read_curve(ROOT / "assets" / "models" / name / "train_log.csv") for name in models}
+        args.figure.parent.mkdir(parents=True, exist_ok=True)
+        figure(curves).write_image(str(args.figure), width=1100, height=450, scale=1)
 
 
 if __name__ == "__main__":

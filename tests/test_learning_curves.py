@@ -60,3 +60,12 @@ def test_shipped_logs_give_every_model_a_curve() -> None:
     assert last["ratio_to_bpe-tiny"]["hat-tiny"] == pytest.approx(
         last["bpb"]["hat-tiny"] / last["bpb"]["bpe-tiny"], abs=1e-3
     )
+
+
+def test_figure_draws_each_curve_against_time_and_text() -> None:
+    bench = load_bench("learning_curves")
+    curves = {"a": [(600.0, 6e5, 3.0), (1200.0, 1.2e6, 2.5)], "b": [(600.0, 1.2e6, 2.8), (1200.0, 2.4e6, 2.4)]}
+    fig = bench.figure(curves)
+    assert [t.name for t in fig.data] == ["a", "a", "b", "b"]
+    assert list(fig.data[0].x) == [10.0, 20.0] and list(fig.data[1].x) == [0.6, 1.2]  # minutes; MB
+    assert list(fig.data[3].y) == [2.8, 2.4]
