@@ -18,8 +18,8 @@ validation split at every evaluation) and reports:
 
 `--figure` also draws the curves (bits per byte against CPU minutes and against text read) as a
 PNG (plotly + kaleido, which drives the system chromium). No model is run; the figures are those
-the training runs logged. All runs share one schedule
-shape (warm-up, cosine decay to the end of the budget), so the late points include the decay.
+the training runs logged. All runs share one schedule shape (warm-up, cosine decay to the end of
+the budget), so the late points include the decay.
 """
 
 from __future__ import annotations
@@ -106,8 +106,14 @@ def compare(
     return rows
 
 
-def report(models: list[str], reference: str, root: Path = ROOT) -> dict:
-    curves = {name: read_curve(root / "assets" / "models" / name / "train_log.csv") for name in models}
+def read_curves(models: list[str], root: Path = ROOT) -> dict[str, list[tuple[float, float, float]]]:
+    """Each shipped model's curve, from `<root>/assets/models/<name>/train_log.csv`."""
+    return {name: read_curve(root / "assets" / "models" / name / "train_log.csv") for name in models}
+
+
+def report(curves: dict[str, list[tuple[float, float, float]]], reference: str) -> dict:
+    """The curves compared at equal CPU seconds and equal text read, and their gains per doubling."""
+    models = list(curves)
     empty = [name for name, curve in curves.items() if not curve]
     if empty:
         raise SystemExit(f"no validation evaluations in the training log of: {', '.join(empty)}")
@@ -168,13 +174,13 @@ def main() -> None:
     missing = [m for m in models if not (ROOT / "assets" / "models" / m / "train_log.csv").is_file()]
     if missing:
         raise SystemExit(f"no training log for: {', '.join(missing)} (shipped: {', '.join(DEFAULT_MODELS)})")
-    result = report(models, args.reference)
+    curves = read_curves(models)
+    result = report(curves, args.reference)
     text = json.dumps(result, indent=1)
     print(text)
     if args.out:
         args.out.write_text(text + "\n")
     if args.figure:
-        curves = {name: read_curve(ROOT / "assets" / "models" / name / "train_log.csv") for name in models}
         args.figure.parent.mkdir(parents=True, exist_ok=True)
         figure(curves).write_image(str(args.figure), width=1100, height=450, scale=1)
 

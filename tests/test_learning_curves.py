@@ -26,7 +26,7 @@ def test_curves_compare_at_equal_seconds_and_equal_text(tmp_path: Path) -> None:
     b = [(s, 2000.0 * s, 8 - 0.25 * math.log2(2000.0 * s)) for s in (600.0, 1200.0, 2400.0)]
     _write_log(tmp_path, "a", [(300.0, 3e5, None), *a])
     _write_log(tmp_path, "b", b[:2] + [(1800.0, 3.6e6, None)] + b[2:])
-    r = bench.report(["a", "b"], "b", root=tmp_path)
+    r = bench.report(bench.read_curves(["a", "b"], root=tmp_path), "b")
 
     assert [row["seconds"] for row in r["at_seconds"]] == [600.0, 1200.0, 1800.0, 2400.0]
     at_1800 = r["at_seconds"][2]  # halfway between the 1200 s and 2400 s evaluations of both
@@ -53,7 +53,7 @@ def test_interpolation_never_extrapolates() -> None:
 
 def test_shipped_logs_give_every_model_a_curve() -> None:
     bench = load_bench("learning_curves")
-    r = bench.report(list(bench.DEFAULT_MODELS), "bpe-tiny")
+    r = bench.report(bench.read_curves(list(bench.DEFAULT_MODELS)), "bpe-tiny")
     assert set(r["final"]) == set(bench.DEFAULT_MODELS)
     assert r["at_seconds"] and r["at_bytes"]
     last = r["at_seconds"][-1]
