@@ -31,6 +31,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODELS = ("hat-tiny", "bpe-tiny", "byte-tiny")
 
@@ -47,22 +49,13 @@ def read_curve(log_path: Path) -> list[tuple[float, float, float]]:
 
 def interpolate(xs: list[float], ys: list[float], x: float) -> float | None:
     """Linear interpolation of y at x; None outside [xs[0], xs[-1]] (no extrapolation)."""
-    if not xs or x < xs[0] or x > xs[-1]:
-        return None
-    for i in range(1, len(xs)):
-        if x <= xs[i]:
-            x0, x1, y0, y1 = xs[i - 1], xs[i], ys[i - 1], ys[i]
-            return y0 if x1 == x0 else y0 + (y1 - y0) * (x - x0) / (x1 - x0)
-    return ys[-1]
+    y = float(np.interp(x, xs, ys, left=np.nan, right=np.nan)) if xs else math.nan
+    return None if math.isnan(y) else y
 
 
 def slope(xs: list[float], ys: list[float]) -> float | None:
-    """Least-squares slope of ys on xs; None with fewer than two points."""
-    if len(xs) < 2:
-        return None
-    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
-    var = sum((x - mx) ** 2 for x in xs)
-    return None if var == 0 else sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / var
+    """Least-squares slope of ys on xs; None with fewer than two distinct xs."""
+    return float(np.polyfit(xs, ys, 1)[0]) if len(set(xs)) >= 2 else None
 
 
 def gain_per_doubling(curve: list[tuple[float, float, float]]) -> dict[str, float | None]:
@@ -84,18 +77,15 @@ def compare(
     curves: dict[str, list[tuple[float, float, float]]], reference: str, axis: str, grid: list[float]
 ) -> list[dict]:
     """Each model's bits per byte (and ratio to the reference) at every grid point all curves cover."""
-    column = 0 if axis == "seconds" else 1
+    # Bytes are interpolated in log2 bytes: the curves are near-linear there.
+    scale = math.log2 if axis == "bytes" else float
+    series = {
+        name: ([scale(p[0 if axis == "seconds" else 1]) for p in curve], [p[2] for p in curve])
+        for name, curve in curves.items()
+    }
     rows = []
     for x in grid:
-        values = {}
-        for name, curve in curves.items():
-            xs = [p[column] for p in curve]
-            ys = [p[2] for p in curve]
-            if axis == "bytes":  # interpolate in log bytes: the curves are near-linear there
-                xs, x_at = [math.log2(v) for v in xs], math.log2(x)
-            else:
-                x_at = x
-            values[name] = interpolate(xs, ys, x_at)
+        values = {name: interpolate(xs, ys, scale(x)) for name, (xs, ys) in series.items()}
         if any(v is None for v in values.values()):
             continue
         row: dict = {axis: round(x, 1), "bpb": {k: round(v, 4) for k, v in values.items()}}
@@ -108,7 +98,15 @@ def compare(
 
 def read_curves(models: list[str], root: Path = ROOT) -> dict[str, list[tuple[float, float, float]]]:
     """Each shipped model's curve, from `<root>/assets/models/<name>/train_log.csv`."""
-    return {name: read_curve(root / "assets" / "models" / name / "train_log.csv") for name in models}
+    folders = {name: root / "assets" / "models" / name for name in models}
+    missing = [name for name, folder in folders.items() if not (folder / "train_log.csv").is_file()]
+    if missing:
+        raise SystemExit(f"no training log for: {', '.join(missing)} (shipped: {', '.join(DEFAULT_MODELS)})")
+    # A run continued with --init-from restarts its clock: its train_log.csv holds the last phase only.
+    phased = [name for name, folder in folders.items() if (folder / "train_log_phase1.csv").is_file()]
+    if phased:
+        raise SystemExit(f"trained in several phases, so no single curve: {', '.join(phased)}")
+    return {name: read_curve(folder / "train_log.csv") for name, folder in folders.items()}
 
 
 def report(curves: dict[str, list[tuple[float, float, float]]], reference: str) -> dict:
@@ -171,9 +169,6 @@ def main() -> None:
     ap.add_argument("--figure", type=Path, help="also draw the curves as a PNG here")
     args = ap.parse_args()
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    missing = [m for m in models if not (ROOT / "assets" / "models" / m / "train_log.csv").is_file()]
-    if missing:
-        raise SystemExit(f"no training log for: {', '.join(missing)} (shipped: {', '.join(DEFAULT_MODELS)})")
     curves = read_curves(models)
     result = report(curves, args.reference)
     text = json.dumps(result, indent=1)

@@ -69,3 +69,13 @@ def test_figure_draws_each_curve_against_time_and_text() -> None:
     assert [t.name for t in fig.data] == ["a", "a", "b", "b"]
     assert list(fig.data[0].x) == [10.0, 20.0] and list(fig.data[1].x) == [0.6, 1.2]  # minutes; MB
     assert list(fig.data[3].y) == [2.8, 2.4]
+
+
+def test_missing_or_phased_logs_are_refused(tmp_path: Path) -> None:
+    bench = load_bench("learning_curves")
+    with pytest.raises(SystemExit, match="no training log for: a"):
+        bench.read_curves(["a"], root=tmp_path)
+    _write_log(tmp_path, "a", [(600.0, 6e5, 3.0)])
+    (tmp_path / "assets" / "models" / "a" / "train_log_phase1.csv").write_text("step\n")
+    with pytest.raises(SystemExit, match="several phases"):
+        bench.read_curves(["a"], root=tmp_path)
