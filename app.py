@@ -39,6 +39,7 @@ TABS: list[tuple[str, str]] = [
     ("Attention maps", "playground.ui.attention"),
     ("Speculative decoding", "playground.ui.speculative"),
     ("Robustness", "playground.ui.robustness"),
+    ("Adaptation", "playground.ui.adaptation"),
 ]
 
 INTRO = """\
@@ -101,9 +102,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def model_names(args_models: Sequence[str] | None) -> list[str]:
-    """Flatten `--models` values (space- or comma-separated); default to every available built-in."""
+    """Flatten `--models` values (space- or comma-separated); default to every available built-in
+    (but the language-adapted ones, which the Adaptation view loads itself)."""
     if not args_models:
-        return [spec.name for spec in registry.list_models(available_only=True)]
+        return [spec.name for spec in registry.list_models(available_only=True) if spec.adapted_from is None]
     names: list[str] = []
     for value in args_models:
         for name in value.split(","):

@@ -36,7 +36,6 @@ from models.train import loss_on
 
 ROOT = Path(__file__).resolve().parent.parent
 BACKBONE = {"hat": "backbone", "bpe": "model", "byte": "model"}  # the module that runs once per unit
-TRAINING_RECIPE = {"hat": "hat-tiny", "bpe": "bpe-tiny", "byte": "byte-tiny"}  # whose loss `loss_on` computes
 
 
 def backbone_positions(lm, blocks: list[str]) -> int:
@@ -56,7 +55,7 @@ def measure(name: str, blocks: list[str], batch: int = 16) -> dict:
     counter = FlopCounterMode(depth=2, display=False)
     with torch.no_grad(), counter:
         for i in range(0, len(blocks), batch):
-            loss_on(model, lm.tokenizer, blocks[i : i + batch], TRAINING_RECIPE[lm.spec.family], torch.device("cpu"))
+            loss_on(model, lm.tokenizer, blocks[i : i + batch], lm.spec.family, torch.device("cpu"))
     per_module = counter.get_flop_counts()
     root = type(model).__name__
     total = sum(per_module["Global"].values())

@@ -898,6 +898,96 @@ def _libreoffice_extractor(locale: str) -> Callable[[Path], Docs]:
     return extract
 
 
+# Translated man pages (manpages-de, manpages-es): roff source read as prose paragraphs.
+# Sections that are lists of names, commands or boilerplate (the translators' credit closes every
+# page in the same words) are skipped; so are code examples (.EX/.EE, .nf/.fi) and option lines.
+_MAN_SKIP_SECTIONS = {
+    "de": {"ÜBERSICHT", "SIEHE AUCH", "AUTOR", "AUTOREN", "ÜBERSETZUNG", "COPYRIGHT", "KOLOPHON", "BEISPIELE",
+           "BEISPIEL", "DATEIEN", "FEHLER MELDEN", "FEHLER BERICHTEN"},
+    "es": {"SINOPSIS", "VÉASE TAMBIÉN", "VEASE TAMBIEN", "VÉASE ADEMÁS", "AUTOR", "AUTORES", "TRADUCCIÓN",
+           "COPYRIGHT", "COLOFÓN", "EJEMPLOS", "EJEMPLO", "ARCHIVOS", "FICHEROS", "INFORMAR DE ERRORES"},
+}  # fmt: skip
+_ROFF_NAMED = {"aq": "'", "dq": '"', "em": "—", "en": "–", "lq": "“", "rq": "”", "Fo": "«", "Fc": "»",
+               "bu": "•", "co": "©", "rg": "®", "ti": "~", "ha": "^", "at": "@", "sh": "#", "rs": "\\",
+               "mc": "µ", "de": "°", "mu": "×", "oq": "‘", "cq": "’", "hy": "-", "a~": "ã"}  # fmt: skip
+_ROFF_ESCAPE = re.compile(r"\\(?:f(?:\[[^\]]*\]|\(..|.)|\((..)|\[([^\]]*)\]|\*(?:\(..|\[[^\]]*\]|.)|s[-+]?\d+|.)")
+_ROFF_PARAGRAPH = {"PP", "LP", "P", "TP", "IP", "HP", "sp", "br", "RS", "RE", "TQ", "SS", "in", "ti"}
+_ROFF_FONT_MACROS = {"B", "I", "BR", "RB", "IR", "RI", "BI", "IB", "SM", "SB", "UR", "MT"}
+
+
+def _roff_inline(text: str) -> str:
+    def repl(m: re.Match[str]) -> str:
+        name = m.group(1) or m.group(2)
+        if name is not None:
+            return _ROFF_NAMED.get(name, "")
+        e = m.group(0)[1:]
+        return {"-": "-", "e": "\\", " ": " ", "~": " ", "0": " ", "'": "'", "`": "`", ".": "."}.get(e, "")
+
+    return _ROFF_ESCAPE.sub(repl, text)
+
+
+def _macro_args(rest: str) -> list[str]:
+    return [a.strip('"') for a in re.findall(r'"[^"]*"|\S+', rest)]
+
+
+def roff_paragraphs(source: str, skip_sections: set[str]) -> list[str]:
+    """Prose paragraphs of one man page: font and character escapes resolved, paragraphs joined."""
+    paragraphs: list[str] = []
+    current: list[str] = []
+    skipping = verbatim = tagged = False
+
+    def flush() -> None:
+        text = squash(" ".join(current))
+        current.clear()
+        # Prose only: a sentence with several words, not a lone option or a table row.
+        if not skipping and len(text.split()) >= 6 and not text.startswith("-"):
+            paragraphs.append(text)
+
+    for line in source.split("\n"):
+        if line.startswith(('.\\"', "'\\\"", '\\"')):  # comments
+            continue
+        if line.startswith((".", "'")):
+            macro, _, rest = line[1:].strip().partition(" ")
+            if macro in ("SH", "SS"):
+                flush()
+                title = squash(_roff_inline(" ".join(_macro_args(rest)))).upper()
+                if macro == "SH":
+                    skipping = title in skip_sections
+                continue
+            if macro in ("EX", "nf"):
+                flush()
+                verbatim = True
+            elif macro in ("EE", "fi"):
+                verbatim = False
+            elif macro in _ROFF_PARAGRAPH:
+                flush()
+                tagged = macro in ("TP", "TQ")  # the next line is a tag (an option), not prose
+            elif macro in _ROFF_FONT_MACROS and not verbatim:
+                current.append(_roff_inline(" ".join(_macro_args(rest))))
+            continue  # any other request (.TH, .de, .if, tables...) carries no running text
+        if verbatim:
+            continue
+        if tagged:
+            tagged = False
+            continue
+        current.append(_roff_inline(line))
+    flush()
+    return paragraphs
+
+
+def _manpages_extractor(lang: str) -> Callable[[Path], Docs]:
+    def extract(path: Path) -> Docs:
+        pages = []
+        for _, data in deb_files(path, f"usr/share/man/{lang}", lambda n: n.endswith(".gz")):
+            source = decode(gzip.decompress(data))
+            if source.lstrip().startswith(".so "):  # an alias of another page
+                continue
+            pages.append(roff_paragraphs(source, _MAN_SKIP_SECTIONS[lang]))
+        return _paragraph_docs(pages)
+
+    return extract
+
+
 _HANDBOOK_SKIP_CLASSES = {
     "titlepage",
     "toc",
@@ -1016,6 +1106,13 @@ SOURCES: tuple[Source, ...] = (
         _libreoffice_extractor("de"),
         drop_lines_of=("en", "libreoffice-help"),
     ),
+    Source(
+        "de",
+        "manpages",
+        Deb("manpages-de"),
+        "GPL-3+ (translations); pages under their own free licenses",
+        _manpages_extractor("de"),
+    ),
     Source("es", "fortunes-es", Deb("fortunes-es"), "GPL-2+", _fortune_extractor("usr/share/games/fortunes/es")),
     Source(
         "es",
@@ -1031,6 +1128,13 @@ SOURCES: tuple[Source, ...] = (
         Deb("sword-text-sparv"),
         "public domain (Reina-Valera 1909)",
         _sword_extractor("spaRV1909eb"),
+    ),
+    Source(
+        "es",
+        "manpages",
+        Deb("manpages-es"),
+        "GPL-3+ (translations); pages under their own free licenses",
+        _manpages_extractor("es"),
     ),
 )
 SOURCE_BY_KEY = {(s.lang, s.name): s for s in SOURCES}

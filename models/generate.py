@@ -6,7 +6,7 @@ import argparse
 import sys
 
 import torch
-from transformers import PreTrainedTokenizerBase
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from models.hat import HATForCausalLM
 from models.registry import RegistryError, load_model
@@ -31,17 +31,32 @@ def generate(
 ) -> str:
     """A continuation of `prompt` of at most `max_new_bytes` UTF-8 bytes (greedy when temperature is 0)."""
     lm = load_model(name)
-    if isinstance(lm.model, HATForCausalLM):
-        return lm.model.generate_text(
+    return generate_with(lm.model, lm.tokenizer, prompt, max_new_bytes, temperature, top_p, top_k, seed)
+
+
+@torch.no_grad()
+def generate_with(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase | None,
+    prompt: str,
+    max_new_bytes: int = 200,
+    temperature: float = 0.8,
+    top_p: float = 0.95,
+    top_k: int = 0,
+    seed: int = 0,
+) -> str:
+    """`generate` for a model in hand (a HAT, or a causal LM with its tokenizer)."""
+    if isinstance(model, HATForCausalLM):
+        return model.generate_text(
             prompt, max_new_bytes=max_new_bytes, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed
         )
-    tok = lm.tokenizer
+    tok = tokenizer
     ids = tok(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"]
     bos = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
-    ids = torch.cat([torch.tensor([[bos]]), ids], 1).to(lm.model.device)
+    ids = torch.cat([torch.tensor([[bos]]), ids], 1).to(model.device)
     torch.manual_seed(seed)
     sample = temperature > 0
-    out = lm.model.generate(
+    out = model.generate(
         input_ids=ids,
         attention_mask=torch.ones_like(ids),
         max_new_tokens=max_new_bytes,  # a token has at least one byte; trimmed to bytes below

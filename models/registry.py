@@ -99,6 +99,8 @@ class ModelSpec:
         params: number of parameters, or `None` if unknown before loading.
         available: whether the model can be loaded on this installation.
         unavailable_reason: why not, when `available` is false.
+        adapted_from: for a model continued on another language (`hat-tiny-de`), the model it
+            continues; the app offers such models in its Adaptation view, not by default elsewhere.
     """
 
     name: str
@@ -109,6 +111,7 @@ class ModelSpec:
     params: int | None
     available: bool = True
     unavailable_reason: str = ""
+    adapted_from: str | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -186,7 +189,12 @@ TRAINED: dict[str, tuple[Family, str]] = {
     "hat-tiny": ("hat", "Tiny HAT (byte encoder -> word backbone -> byte decoder) trained in this repo"),
     "bpe-tiny": ("bpe", "Tiny BPE transformer trained in this repo, matched to hat-tiny"),
     "byte-tiny": ("byte", "Tiny byte-level transformer trained in this repo, matched to hat-tiny"),
+    # The same three, continued on German text by `models/adapt.py` (bpe-tiny keeps its English vocabulary).
+    "hat-tiny-de": ("hat", "hat-tiny continued on German (models/adapt.py)"),
+    "bpe-tiny-de": ("bpe", "bpe-tiny continued on German with its English tokenizer (models/adapt.py)"),
+    "byte-tiny-de": ("byte", "byte-tiny continued on German (models/adapt.py)"),
 }
+ADAPTED: dict[str, str] = {"hat-tiny-de": "hat-tiny", "bpe-tiny-de": "bpe-tiny", "byte-tiny-de": "byte-tiny"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -433,7 +441,7 @@ class Registry:
             if available
             else (
                 f"{name} has not been trained yet: {directory} does not exist "
-                "(it is produced by the training script, models/train.py)."
+                f"(it is produced by the training script, {'models/adapt.py' if name in ADAPTED else 'models/train.py'})."
             )
         )
         spec = ModelSpec(
@@ -445,6 +453,7 @@ class Registry:
             params=stats[0] if stats else None,
             available=available,
             unavailable_reason=reason,
+            adapted_from=ADAPTED.get(name),
         )
         return _Resolved(spec, path=str(directory), est_bytes=stats[1] if stats else None)
 

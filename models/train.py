@@ -31,8 +31,8 @@ from tqdm import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from models.hat import HATForCausalLM
-from models.scoring import head_blocks, score_with
-from models.tiny import BYTE_BOS_ID, TRAINED, build, train_bpe_tokenizer
+from models.scoring import bos_id, head_blocks, score_with
+from models.tiny import BYTE_BOS_ID, FAMILY, TRAINED, build, train_bpe_tokenizer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,7 +59,7 @@ def flat_ids(tokenizer: PreTrainedTokenizerBase, texts: list[str], byte_level: b
     if byte_level:
         seqs = [[BYTE_BOS_ID] + [b + 3 for b in t.encode()] for t in texts]
     else:
-        bos = tokenizer.bos_token_id
+        bos = bos_id(tokenizer)
         seqs = [[bos] + tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
     longest = max(len(s) for s in seqs)
     ids = torch.full((len(seqs), longest), -100, dtype=torch.long)
@@ -72,14 +72,15 @@ def loss_on(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase | None,
     texts: list[str],
-    name: str,
+    family: str,
     device: torch.device | str,
 ) -> torch.Tensor:
-    """Summed NLL (nats) of the windows' bytes over their byte count."""
-    if name == "hat-tiny":
+    """Summed NLL (nats) of the windows' bytes over their byte count, for a model of `family`
+    (`hat`, `bpe` or `byte`: how its input is built; the loss is the same per byte)."""
+    if family == "hat":
         batch = model.batch_from_texts(texts).to(device)
         return model(batch, score_final_eow=False).loss
-    ids, n_bytes = flat_ids(tokenizer, texts, byte_level=name == "byte-tiny")
+    ids, n_bytes = flat_ids(tokenizer, texts, byte_level=family == "byte")
     ids = ids.to(device)
     logits = model(input_ids=ids.clamp(min=0)).logits
     return (
@@ -208,6 +209,17 @@ class _HeapTrimmer:
             self._trim(0)
 
 
+def _extra_validation(specs: list[str], val_bytes: int, window: int) -> dict[str, list[str]]:
+    """`LABEL=DIR` -> the same fixed prefix of DIR/val.txt that the main split uses."""
+    out = {}
+    for spec in specs:
+        label, sep, directory = spec.partition("=")
+        if not sep or not label.isidentifier():
+            raise SystemExit(f"--also-validate takes LABEL=DIR (LABEL a plain name), not {spec!r}")
+        out[label] = head_blocks((Path(directory) / "val.txt").read_text(), val_bytes, window)
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True, choices=TRAINED)
@@ -252,7 +264,25 @@ def main(argv: list[str] | None = None) -> None:
         help="start from an exported model directory (e.g. assets/models/hat-tiny) with a fresh optimizer "
         "and a new budget: how a later session continues training without the run's checkpoint",
     )
+    ap.add_argument(
+        "--name",
+        default=None,
+        help="directory name of the exported model under --out and of the run under --workdir (default: --model)",
+    )
+    ap.add_argument(
+        "--also-validate",
+        nargs="*",
+        default=[],
+        metavar="LABEL=DIR",
+        help="more validation splits (DIR/val.txt), scored at each evaluation and logged as val_bpb_LABEL, "
+        "e.g. en=data/corpus/en while adapting to German (forgetting)",
+    )
+    ap.add_argument(
+        "--also-validate-bytes", type=int, default=65536, help="validation bytes scored of each --also-validate split"
+    )
     args = ap.parse_args(argv)
+    args.name = args.name or args.model
+    extra_val = _extra_validation(args.also_validate, args.also_validate_bytes, args.window)
 
     heap = _HeapTrimmer()
     torch.set_num_threads(args.threads)
@@ -268,7 +298,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     if args.clock is None:
         args.clock = "cpu" if accelerator.device.type == "cpu" else "wall"
-    run_dir = args.workdir / args.model
+    run_dir = args.workdir / args.name
     run_dir.mkdir(parents=True, exist_ok=True)
     train_file = args.corpus / "train.txt"
     data = train_file.read_bytes()
@@ -313,7 +343,16 @@ def main(argv: list[str] | None = None) -> None:
         accelerator.print(f"resumed {args.model} at step {step}, {elapsed / 60:.1f} min")
     elif accelerator.is_main_process:
         with log_path.open("w", newline="") as f:
-            csv.writer(f).writerow(["step", "seconds", "bytes_seen", "train_loss_bpb", "val_bpb", "lr"])
+            writer = csv.writer(f)
+            writer.writerow(
+                ["step", "seconds", "bytes_seen", "train_loss_bpb", "val_bpb", "lr"]
+                + [f"val_bpb_{label}" for label in extra_val]
+            )
+            if args.init_from is not None:  # where a continued run starts from, before its first step
+                writer.writerow(
+                    [0, "0.0", 0, "", f"{validate(raw, tokenizer, val_blocks):.4f}", "0.000000"]
+                    + [f"{validate(raw, tokenizer, blocks):.4f}" for blocks in extra_val.values()]
+                )
 
     batches = windows(data, args.window, args.batch, args.seed, accelerator.process_index, accelerator.num_processes)
     for _ in range(step):  # replay the data order so a resumed run sees the same windows
@@ -336,7 +375,7 @@ def main(argv: list[str] | None = None) -> None:
             group["lr"] = lr
         with accelerator.autocast():
             loss = loss_on(
-                raw if isinstance(raw, HATForCausalLM) else model, tokenizer, texts, args.model, accelerator.device
+                raw if isinstance(raw, HATForCausalLM) else model, tokenizer, texts, FAMILY[args.model], accelerator.device
             )
         accelerator.backward(loss)
         accelerator.clip_grad_norm_(model.parameters(), 1.0)
@@ -348,15 +387,16 @@ def main(argv: list[str] | None = None) -> None:
         dt = clock() - t0
         elapsed += dt
         bar.update(int(elapsed) - bar.n)
-        val = ""
+        val, extra = "", [""] * len(extra_val)
         if elapsed - last_eval >= args.eval_every or elapsed >= budget:
             val = f"{validate(raw, tokenizer, val_blocks):.4f}"  # not counted in the budget
+            extra = [f"{validate(raw, tokenizer, blocks):.4f}" for blocks in extra_val.values()]
             last_eval = elapsed
             bar.set_postfix(loss=f"{loss.item() / math.log(2):.3f}", val=val)
         if accelerator.is_main_process:
             with log_path.open("a", newline="") as f:
                 csv.writer(f).writerow(
-                    [step, f"{elapsed:.1f}", bytes_seen, f"{loss.item() / math.log(2):.4f}", val, f"{lr:.6f}"]
+                    [step, f"{elapsed:.1f}", bytes_seen, f"{loss.item() / math.log(2):.4f}", val, f"{lr:.6f}"] + extra
                 )
         if accelerator.is_main_process and (elapsed - last_save >= args.save_every or elapsed >= budget):
             tmp = state_path.with_suffix(".tmp")
@@ -388,13 +428,16 @@ def main(argv: list[str] | None = None) -> None:
             "clock": args.clock,
             "mixed_precision": args.mixed_precision,
             "seed": args.seed,
+            "corpus": args.corpus.name,
+            **({"init_from": args.init_from.name} if args.init_from is not None else {}),
+            **({"also_validate": list(extra_val)} if extra_val else {}),
             **({"config_overrides": args.config_overrides} if args.config_overrides else {}),
             "corpus_files": _corpus_files(args.corpus),
             "corpus_sources": _corpus_sources(args.corpus),
         }
         if earlier:
             meta["earlier_phases"] = [m for m, _ in earlier]
-        export(raw, tokenizer, args.out / args.model, log_path, meta, earlier)
+        export(raw, tokenizer, args.out / args.name, log_path, meta, earlier)
         accelerator.print(json.dumps(meta))
 
 
