@@ -20,6 +20,7 @@ from playground.ui.common import as_gr_error, user_errors
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "assets" / "examples" / "adaptation"
 COLOURS = {"hat-tiny": "#e8590c", "bpe-tiny": "#1c7ed6", "byte-tiny": "#2f9e44"}
 SESSIONS = core.LiveSessions()
+SUMMARY_COLUMNS = ["model", "bits/byte, start → end", "English bits/byte, start → end", "CPU minutes", "MB read"]
 
 
 def _example(name: str) -> str:
@@ -113,7 +114,7 @@ def shipped_view(language: str) -> tuple[go.Figure | None, pd.DataFrame, str]:
         rows.append(
             {
                 "model": name,
-                f"{language} bits/byte, start → end": f"{s['start_bpb']:.3f} → {s['final_bpb']:.3f}",
+                "bits/byte, start → end": f"{s['start_bpb']:.3f} → {s['final_bpb']:.3f}",
                 "English bits/byte, start → end": f"{s['start_bpb_en']:.3f} → {s['final_bpb_en']:.3f}",
                 "CPU minutes": round(s["cpu_seconds"] / 60, 1),
                 "MB read": round(s["bytes_seen"] / 1e6, 2),
@@ -229,7 +230,12 @@ def _shipped_section() -> tuple[gr.Radio, gr.Plot, gr.Dataframe, gr.Markdown]:
         label="New language",
         elem_id="adaptation-language",
     )
-    plot = gr.Plot(figure, label="Bits per byte during adaptation (training logs)", elem_id="adaptation-curves")
+    plot = gr.Plot(
+        figure,
+        visible=figure is not None,
+        label="Bits per byte during adaptation (training logs)",
+        elem_id="adaptation-curves",
+    )
     note = gr.Markdown(sentence, elem_id="adaptation-speedup")
     table = gr.Dataframe(summary, label="Start and end of each run", interactive=False, elem_id="adaptation-summary")
     gr.Markdown(
@@ -277,7 +283,10 @@ def _live_section(limits: core.LiveLimits, available: bool) -> dict[str, Any]:
                 elem_id="adaptation-live-status",
             )
             c["units"] = gr.Dataframe(
-                label="Units per word of your text", interactive=False, elem_id="adaptation-units"
+                pd.DataFrame(columns=["segmenter", "units", "units per word"]),
+                label="Units per word of your text",
+                interactive=False,
+                elem_id="adaptation-units",
             )
     c["chart"] = gr.Plot(label="Training loss on your text", elem_id="adaptation-live-chart")
     with gr.Row():
@@ -296,10 +305,17 @@ def _live_section(limits: core.LiveLimits, available: bool) -> dict[str, Any]:
             )
             c["score"] = gr.Button("Score", elem_id="adaptation-score")
     c["generated"] = gr.Dataframe(
-        label="Shipped vs adapted continuation", interactive=False, wrap=True, elem_id="adaptation-generated"
+        pd.DataFrame(columns=["model", "shipped (English)", "adapted copy"]),
+        label="Shipped vs adapted continuation",
+        interactive=False,
+        wrap=True,
+        elem_id="adaptation-generated",
     )
     c["scores"] = gr.Dataframe(
-        label="Bits per byte, shipped vs adapted", interactive=False, elem_id="adaptation-scores"
+        pd.DataFrame(columns=["model", "shipped, bits/byte", "adapted copy, bits/byte", "change"]),
+        label="Bits per byte, shipped vs adapted",
+        interactive=False,
+        elem_id="adaptation-scores",
     )
     return c
 
@@ -324,7 +340,11 @@ def build_tab(config: AppConfig) -> None:
     ) -> Iterator[tuple[go.Figure, str, pd.DataFrame, str]]:
         yield from run_live(text, steps, request, progress)
 
-    language.change(shipped_view, inputs=[language], outputs=[plot, table, note], api_name="adaptation_runs")
+    def show_runs(language: str) -> tuple[gr.Plot, pd.DataFrame, str]:
+        figure, summary, sentence = shipped_view(language)
+        return gr.Plot(figure, visible=figure is not None), summary, sentence
+
+    language.change(show_runs, inputs=[language], outputs=[plot, table, note], api_name="adaptation_runs")
     live_event = live["run"].click(
         adapt,
         inputs=[live["text"], live["steps"]],
