@@ -143,7 +143,7 @@ def _bucket_length(n: int) -> int:
     return n
 
 
-def _buckets(lengths: torch.Tensor) -> list[tuple[int, torch.Tensor]]:
+def length_buckets(lengths: torch.Tensor) -> list[tuple[int, torch.Tensor]]:
     """Group indices of `lengths` by padded length; one group = one batched stack call."""
     padded = torch.tensor([_bucket_length(int(n)) for n in torch.unique(lengths)])
     table = dict(zip(torch.unique(lengths).tolist(), padded.tolist(), strict=True))
@@ -217,7 +217,7 @@ class HATForCausalLM(HATPreTrainedModel):
         return self.batch_from_words([self.split(t) for t in texts])
 
     @staticmethod
-    def _word_matrix(byte_ids: torch.Tensor, starts: torch.Tensor, lengths: torch.Tensor, width: int) -> torch.Tensor:
+    def word_matrix(byte_ids: torch.Tensor, starts: torch.Tensor, lengths: torch.Tensor, width: int) -> torch.Tensor:
         """Bytes of the chosen words as rows of `width`, PAD after each word's end."""
         cols = torch.arange(width, device=byte_ids.device)
         pos = (starts[:, None] + cols[None, :]).clamp(max=max(byte_ids.numel() - 1, 0))
@@ -242,8 +242,8 @@ class HATForCausalLM(HATPreTrainedModel):
         `encoder_mean_pool`, the mean of the word's byte states beside it), projected."""
         vectors = torch.empty(len(lengths), self.config.backbone_hidden_size, device=byte_ids.device)
         attentions: list[list[torch.Tensor]] = [[] for _ in range(len(lengths))]
-        for width, idx in _buckets(lengths + 1):
-            rows = self._word_matrix(byte_ids, starts[idx], lengths[idx], width)
+        for width, idx in length_buckets(lengths + 1):
+            rows = self.word_matrix(byte_ids, starts[idx], lengths[idx], width)
             rows[torch.arange(len(idx)), lengths[idx]] = WORD
             out = self.encoder(input_ids=rows, output_attentions=output_attentions)
             states = out.last_hidden_state
@@ -288,8 +288,8 @@ class HATForCausalLM(HATPreTrainedModel):
         logprobs = torch.zeros(len(lengths), longest, device=contexts.device)
         entropy = torch.zeros_like(logprobs)
         attentions: list[list[torch.Tensor]] = [[] for _ in range(len(lengths))]
-        for width, idx in _buckets(lengths + 1):
-            rows = self._word_matrix(byte_ids, starts[idx], lengths[idx], width)
+        for width, idx in length_buckets(lengths + 1):
+            rows = self.word_matrix(byte_ids, starts[idx], lengths[idx], width)
             targets = rows.clone()
             targets[torch.arange(len(idx)), lengths[idx]] = EOW
             logits, att = self.decoder_logits(self.backbone_to_decoder(contexts[idx]), rows, output_attentions)

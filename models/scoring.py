@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from models.hat import HATForCausalLM
+from models.units import encode_with_byte_spans
 
 if TYPE_CHECKING:  # annotations only: the registry imports this module
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -89,27 +90,6 @@ def head_blocks(text: str, n_bytes: int, block_bytes: int = DEFAULT_BLOCK_BYTES)
     return blocks
 
 
-def _byte_offsets(text: str) -> np.ndarray:
-    """Byte offset of every character boundary: offsets[i] = bytes before character i."""
-    return np.concatenate([[0], np.cumsum([len(c.encode()) for c in text])]).astype(np.int64)
-
-
-def is_byte_tokenizer(tokenizer: PreTrainedTokenizerBase | None) -> bool:
-    """ByT5-style: one id per UTF-8 byte (ids = byte + 3), no offset mapping."""
-    return type(tokenizer).__name__.startswith("ByT5")
-
-
-def _encode_with_byte_spans(tokenizer: PreTrainedTokenizerBase, text: str) -> dict:
-    """Token ids and the byte span of each token in `text`."""
-    if is_byte_tokenizer(tokenizer):
-        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-        return {"input_ids": ids, "byte_spans": [(i, i + 1) for i in range(len(ids))]}
-    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    offsets = _byte_offsets(text)
-    spans = [(int(offsets[c0]), int(offsets[c1])) for c0, c1 in enc["offset_mapping"]]
-    return {"input_ids": list(enc["input_ids"]), "byte_spans": spans}
-
-
 def bos_id(tokenizer: PreTrainedTokenizerBase) -> int:
     for tid in (tokenizer.bos_token_id, tokenizer.eos_token_id):
         if tid is not None:
@@ -122,7 +102,7 @@ def _score_token_blocks(
     model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, blocks: list[str]
 ) -> list[TextScore]:
     bos = bos_id(tokenizer)
-    encs = [_encode_with_byte_spans(tokenizer, b) for b in blocks]
+    encs = [encode_with_byte_spans(tokenizer, b) for b in blocks]
     ids = [[bos] + list(e["input_ids"]) for e in encs]
     longest = max(len(x) for x in ids)
     batch = torch.zeros(len(ids), longest, dtype=torch.long)

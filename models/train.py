@@ -375,7 +375,11 @@ def main(argv: list[str] | None = None) -> None:
             group["lr"] = lr
         with accelerator.autocast():
             loss = loss_on(
-                raw if isinstance(raw, HATForCausalLM) else model, tokenizer, texts, FAMILY[args.model], accelerator.device
+                raw if isinstance(raw, HATForCausalLM) else model,
+                tokenizer,
+                texts,
+                FAMILY[args.model],
+                accelerator.device,
             )
         accelerator.backward(loss)
         accelerator.clip_grad_norm_(model.parameters(), 1.0)

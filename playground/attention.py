@@ -58,19 +58,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
+from models.units import token_byte_spans
 from playground.segment import visible
 
 Aggregation = Literal["mean", "max", "head", "rollout"]
@@ -94,8 +93,6 @@ LEVEL_NOTES: dict[str, str] = {
     "decoder": "HAT decoder: per word, [CTX] (the backbone output for the word; one or more positions) then its "
     "bytes; one block per word, the context comes first (no cross-attention).",
 }
-
-_BYTE_FALLBACK = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
 
 
 class AttentionInputError(ValueError):
@@ -274,72 +271,6 @@ def _ensure_eager(module: Any) -> Callable[[], None]:
         return lambda: None
     module.set_attn_implementation("eager")
     return lambda: module.set_attn_implementation(previous)
-
-
-@lru_cache(maxsize=1)
-def _byte_level_alphabet() -> dict[str, int]:
-    """Inverse of GPT-2's bytes_to_unicode: the printable stand-in character of every byte."""
-    bs = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    cs = bs[:]
-    extra = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + extra)
-            extra += 1
-    return {chr(c): b for b, c in zip(bs, cs, strict=True)}
-
-
-def _is_byte_level(tokenizer: Any) -> bool:
-    """Whether pieces spell bytes with GPT-2's printable alphabet ("Ġthe") rather than SentencePiece's."""
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    # repr() of the pipeline parts is cheap; to_str() would serialise a 262k vocabulary.
-    return backend is not None and "ByteLevel" in " ".join(
-        repr(getattr(backend, part, None)) for part in ("pre_tokenizer", "decoder")
-    )
-
-
-def _piece_bytes(tokenizer: Any, token_id: int, piece: str, byte_level: bool) -> bytes:
-    """The text bytes a token spells, read from its vocabulary piece."""
-    added = getattr(tokenizer, "added_tokens_decoder", None) or {}
-    if token_id in added:  # added tokens are spelled by their content (Gemma's "\n", "<|endoftext|>")
-        return str(added[token_id].content).encode("utf-8")
-    alphabet = _byte_level_alphabet()
-    if byte_level and all(c in alphabet for c in piece):
-        return bytes(alphabet[c] for c in piece)
-    if m := _BYTE_FALLBACK.match(piece):
-        return bytes([int(m.group(1), 16)])
-    return piece.replace("▁", " ").encode("utf-8")
-
-
-def token_byte_spans(tokenizer: Any, text: str) -> tuple[list[int], list[tuple[int, int]], str]:
-    """Token ids of `text` (no special tokens), each token's UTF-8 byte span, and how they were aligned.
-
-    "exact": the tokens' own bytes spell the text (byte-level BPE, SentencePiece with byte
-    fallback, ByT5), so a token holding half a character gets exactly its bytes. "offsets": the
-    tokenizer's character offsets (tokens inside one character then share its bytes).
-    """
-    from models.scoring import _encode_with_byte_spans
-
-    enc = _encode_with_byte_spans(tokenizer, text)
-    ids = [int(i) for i in enc["input_ids"]]
-    spans = [(int(a), int(b)) for a, b in enc["byte_spans"]]
-    if type(tokenizer).__name__.startswith("ByT5"):
-        return ids, spans, "exact"
-    data = text.encode("utf-8")
-    byte_level = _is_byte_level(tokenizer)
-    pieces = [
-        _piece_bytes(tokenizer, i, str(p), byte_level)
-        for i, p in zip(ids, tokenizer.convert_ids_to_tokens(ids), strict=True)
-    ]
-    lengths = [len(p) for p in pieces]
-    joined = b"".join(pieces)
-    if joined == b" " + data and lengths and lengths[0] >= 1:  # SentencePiece's dummy prefix space
-        joined, lengths = data, [lengths[0] - 1, *lengths[1:]]
-    if joined == data:
-        ends = np.cumsum(lengths).tolist() if lengths else []
-        return ids, [(e - n, e) for e, n in zip(ends, lengths, strict=True)], "exact"
-    return ids, spans, "offsets"
 
 
 def _token_attention(name: str, family: str, model: Any, tokenizer: Any, text: str) -> AttentionLevel:

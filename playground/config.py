@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 DEFAULT_MAX_TEXT_CHARS = 2000
 
@@ -50,3 +52,12 @@ def validate_text(text: str | None, max_chars: int) -> str:
             "(start the app with --max-text-chars to change it)."
         )
     return text
+
+
+def read_text(path: str) -> str:
+    """Read a UTF-8 text file ('-' for standard input) with a clear error for anything else."""
+    data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not valid UTF-8 (byte {exc.start}): {exc.reason}") from None

@@ -12,11 +12,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from models import registry
 from models.registry import load_model
 from models.scoring import DEFAULT_BLOCK_BYTES, TextScore, score_text
+from playground.config import read_text
 
 
 def evaluate(names: list[str], text: str, block_bytes: int = DEFAULT_BLOCK_BYTES) -> dict[str, dict]:
@@ -80,15 +80,6 @@ def add_perturbation(
 
 
 # ---- end of --perturb ------------------------------------------------------------------------
-
-
-def read_text(path: str) -> str:
-    """Read a UTF-8 text file ('-' for standard input) with a clear error for anything else."""
-    data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{path}: not valid UTF-8 (byte {exc.start}): {exc.reason}") from None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -50,8 +50,9 @@ import numpy as np
 import torch
 from transformers import DynamicCache
 
-from models.hat import EOW
-from models.scoring import _encode_with_byte_spans, bos_id, is_byte_tokenizer, split_blocks
+from models.hat import EOW, length_buckets
+from models.scoring import bos_id, split_blocks
+from models.units import encode_with_byte_spans, is_byte_tokenizer
 from playground.perturb import PerturbResult, words_of
 
 MAX_SEPARATOR_CHARS = 8
@@ -172,7 +173,7 @@ class _TokenEndsWord:
 
 @torch.no_grad()
 def _token_block(model: Any, tokenizer: Any, base: str, probes: list[Probe], ends_word: _TokenEndsWord) -> list[bool]:
-    enc = _encode_with_byte_spans(tokenizer, base)
+    enc = encode_with_byte_spans(tokenizer, base)
     ids = list(enc["input_ids"])
     spans = enc["byte_spans"]
     device = model.device
@@ -242,19 +243,13 @@ def _hat_decoder_argmax(model: Any, contexts: torch.Tensor, words: Sequence[byte
     lengths = batch.word_lengths
     starts = torch.cumsum(lengths, 0) - lengths
     result: list[list[int]] = [[] for _ in words]
-    for width, idx in _buckets(lengths + 1):
-        rows = model._word_matrix(batch.byte_ids, starts[idx], lengths[idx], width)
+    for width, idx in length_buckets(lengths + 1):
+        rows = model.word_matrix(batch.byte_ids, starts[idx], lengths[idx], width)
         logits, _ = model.decoder_logits(model.backbone_to_decoder(contexts[idx]), rows)
         am = logits.argmax(-1).tolist()
         for j, w in enumerate(idx.tolist()):
             result[w] = am[j][: len(words[w]) + 1]
     return result
-
-
-def _buckets(lengths: torch.Tensor) -> list[tuple[int, torch.Tensor]]:
-    from models.hat import _buckets as hat_buckets
-
-    return hat_buckets(lengths)
 
 
 def _hat_checks(words: Sequence[bytes], argmax_of: Callable[[int], list[int]], cb: int, end: int) -> bool:

@@ -42,8 +42,7 @@ import numpy as np
 
 from models.registry import LoadedModel, load_model
 from models.scoring import DEFAULT_BLOCK_BYTES, TextScore, score_text
-from playground.config import validate_text
-from playground.evaluate import read_text
+from playground.config import read_text, validate_text
 from playground.nextword import NextWordResult, near_flags, next_word, probes_for
 from playground.perturb import KINDS, PerturbResult, check_kind, check_rate, perturb
 

@@ -37,7 +37,6 @@ import re
 import sys
 import time
 import unicodedata
-import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -46,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from models.units import exact_lengths, piece_bytes, tokenizer_scheme
 from playground.config import DEFAULT_MAX_TEXT_CHARS  # the app's default limit, for the CLI too
 
 BUILTIN_SEGMENTERS: tuple[str, ...] = ("bytes", "hat-words", "entropy-patches")
@@ -316,82 +316,6 @@ def segment_entropy_patches(
 
 # ---- tokenizers
 
-_BYTE_FALLBACK_RE = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
-
-
-@lru_cache(maxsize=1)
-def _byte_level_decoder() -> dict[str, int]:
-    """Inverse of GPT-2's bytes_to_unicode: printable stand-in character -> byte."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
-    bs += list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return {chr(c): b for b, c in zip(bs, cs, strict=True)}
-
-
-def _tokenizer_scheme(tok: Any) -> str:
-    """How a tokenizer spells bytes in its pieces: "byt5" | "byte-level" | "metaspace" | "plain"."""
-    if type(tok).__name__ == "ByT5Tokenizer":
-        return "byt5"
-    backend = getattr(tok, "backend_tokenizer", None)
-    if backend is None:
-        return "plain"
-    # repr() of the pipeline parts is cheap; to_str() would serialise a 262k vocabulary.
-    desc = " ".join(repr(getattr(backend, a, None)) for a in ("pre_tokenizer", "decoder"))
-    if "ByteLevel" in desc:
-        return "byte-level"
-    return "metaspace"  # SentencePiece style: "▁" for space, <0xNN> byte fallback
-
-
-_ADDED_CACHE: weakref.WeakKeyDictionary[Any, dict[int, tuple[bytes, bool, bool]]] = weakref.WeakKeyDictionary()
-
-
-def _added_tokens(tok: Any) -> dict[int, tuple[bytes, bool, bool]]:
-    """{id: (bytes, False, special)} of a tokenizer's added tokens, cached per tokenizer:
-    transformers rebuilds ``added_tokens_decoder`` on every access (30 ms for Gemma's)."""
-    try:
-        return _ADDED_CACHE[tok]
-    except (KeyError, TypeError):
-        pass
-    # Gemma's "\n" is an added but ordinary token; ByT5's "</s>" is special without the flag.
-    special_ids = set(getattr(tok, "all_special_ids", []) or [])
-    added = {
-        int(k): (str(v.content).encode("utf-8"), False, bool(v.special) or int(k) in special_ids)
-        for k, v in (getattr(tok, "added_tokens_decoder", None) or {}).items()
-    }
-    try:
-        _ADDED_CACHE[tok] = added
-    except TypeError:  # not weak-referenceable: no cache
-        pass
-    return added
-
-
-def _piece_bytes(tok: Any, scheme: str, ids: list[int], pieces: list[str]) -> list[tuple[bytes, bool, bool]]:
-    """(bytes, byte_fallback, special) of every token, read from the tokenizer's vocabulary."""
-    added = _added_tokens(tok)
-    inv = _byte_level_decoder()
-    offset = int(getattr(tok, "offset", 3))
-    out: list[tuple[bytes, bool, bool]] = []
-    for i, p in zip(ids, pieces, strict=True):
-        if i in added:
-            out.append(added[i])
-        elif scheme == "byt5" and offset <= i < offset + 256:
-            out.append((bytes([i - offset]), False, False))
-        elif scheme == "byte-level" and all(c in inv for c in p):
-            out.append((bytes(inv[c] for c in p), False, False))
-        elif scheme == "metaspace" and p.startswith("<0x") and (m := _BYTE_FALLBACK_RE.match(p)):
-            out.append((bytes([int(m.group(1), 16)]), True, False))
-        elif scheme == "metaspace":
-            out.append((p.replace("▁", " ").encode("utf-8"), False, False))
-        else:
-            out.append((p.encode("utf-8"), False, False))
-    return out
-
 
 def _bounds_from_offsets(t: _Text, offsets: list[tuple[int, int]], n_units: int) -> list[int]:
     """Contiguous byte boundaries from (possibly overlapping or gapped) character offsets."""
@@ -431,16 +355,12 @@ def segment_tokenizer(text: str, tok: Any, name: str) -> Segmentation:
     enc = tok(text, return_offsets_mapping=fast, **kwargs)
     ids = [int(i) for i in enc["input_ids"]]
     pieces = [str(p) for p in tok.convert_ids_to_tokens(ids)]
-    scheme = _tokenizer_scheme(tok)
-    pb = _piece_bytes(tok, scheme, ids, pieces)
-    joined = b"".join(b for b, _, _ in pb)
-    lengths = [len(b) for b, _, _ in pb]
+    scheme = tokenizer_scheme(tok)
+    pb = piece_bytes(tok, ids, pieces, scheme)
+    lengths = exact_lengths(t.data, [b for b, _, _ in pb])
     alignment = "exact"
-    if joined == t.data:
+    if lengths is not None:
         bounds = _bounds_from_lengths(lengths)
-    elif joined == b" " + t.data and lengths and lengths[0] >= 1:
-        # A SentencePiece "add dummy prefix" space: the model saw it, the text does not have it.
-        bounds = _bounds_from_lengths([lengths[0] - 1, *lengths[1:]])
     elif fast and "offset_mapping" in enc:
         alignment = "offsets"
         bounds = _bounds_from_offsets(t, [tuple(o) for o in enc["offset_mapping"]], len(ids))
