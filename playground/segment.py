@@ -586,7 +586,8 @@ def stats(seg: Segmentation, text: str) -> SegmentStats:
     )
 
 
-_VISIBLE = {" ": "⋅", "\n": "↵", "\t": "→", "\r": "␍"}
+# How every view shows whitespace (the one map: segment cards, attention axes, robustness, speculative).
+VISIBLE_WHITESPACE = {" ": "⋅", "\n": "↵", "\t": "→", "\r": "␍"}
 # Short names of invisible characters that are common in real text (emoji sequences, BOMs).
 _INVISIBLE_NAMES = {
     "\u200b": "ZWSP",
@@ -601,19 +602,22 @@ _INVISIBLE_NAMES = {
 }
 
 
-def visible(s: str) -> str:
+def visible(s: str, keep_newlines: bool = False) -> str:
     """``s`` with whitespace and control characters made visible (space ⋅, newline ↵, tab →).
 
     Other C0 controls become Unicode control pictures (U+2400..), DEL ␡; other invisible
     characters (format, other spaces, line/paragraph separators, C1 controls) become a short
-    name or code point in angle brackets: ``⟨ZWJ⟩``, ``⟨U+2028⟩``.
+    name or code point in angle brackets: ``⟨ZWJ⟩``, ``⟨U+2028⟩``. With `keep_newlines`, each ↵
+    is followed by the newline itself, so line breaks still render.
     """
     if s.isprintable():  # no control, format or separator characters (except the space)
         return s.replace(" ", "⋅")
     out = []
     for c in s:
-        if c in _VISIBLE:
-            out.append(_VISIBLE[c])
+        if c == "\n" and keep_newlines:
+            out.append("↵\n")
+        elif c in VISIBLE_WHITESPACE:
+            out.append(VISIBLE_WHITESPACE[c])
         elif ord(c) < 0x20:
             out.append(chr(0x2400 + ord(c)))
         elif c == "\x7f":

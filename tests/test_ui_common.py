@@ -31,9 +31,16 @@ def test_check_text_uses_the_app_limit() -> None:
 
 
 def test_visible_whitespace() -> None:
-    assert common.visible_whitespace("a b\nc\td") == "a⋅b↵c→d"
-    assert common.visible_whitespace("a\nb", keep_newlines=True) == "a↵\nb"
-    assert common.visible_whitespace("↵") == "↵"
+    from playground.segment import visible
+
+    assert visible("a b\nc\td") == "a⋅b↵c→d"
+    assert visible("a\nb", keep_newlines=True) == "a↵\nb"
+    assert visible("↵") == "↵"
+
+
+def test_short_name() -> None:
+    assert common.short_name("hf:/tmp/some/dir/model/") == "hf:model"
+    assert common.short_name("hat-tiny") == "hat-tiny"
 
 
 def test_user_errors_turns_value_errors_into_gr_errors() -> None:

@@ -26,7 +26,7 @@ from plotly.subplots import make_subplots
 
 from models.registry import get_spec
 from playground import attention as core
-from playground.ui.common import check_text, model_choices, user_errors
+from playground.ui.common import check_text, model_choices, short_name, user_errors
 
 if TYPE_CHECKING:
     from playground.config import AppConfig
@@ -122,11 +122,6 @@ def _axis_ticks(labels: Sequence[str], categories: Sequence[str], panels: int = 
     }
 
 
-def short_name(model: str) -> str:
-    """A model name for titles: the directory name of `hf:<path>` models."""
-    if model.startswith("hf:"):
-        return model[3:].rstrip("/").split("/")[-1] or model
-    return model
 
 
 def panel_title(model: str, description: str) -> str:

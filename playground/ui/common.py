@@ -1,4 +1,4 @@
-"""Helpers shared by the view tabs: user errors, model pickers, text checks, whitespace display."""
+"""Helpers shared by the view tabs: user errors, model pickers, text checks, display names."""
 
 from __future__ import annotations
 
@@ -13,16 +13,6 @@ from models.registry import ModelSpec, format_params, get_spec
 from playground.config import AppConfig, validate_text
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-# How `visible_whitespace` shows invisible characters.
-WHITESPACE_SYMBOLS: dict[str, str] = {
-    " ": "⋅",
-    "\n": "↵",
-    "\t": "→",
-    "\r": "␍",
-    "\u00a0": "⍽",  # no-break space
-}
-
 
 def user_errors(fn: F) -> F:
     """Decorate an event handler so a `ValueError` (a user error) is shown as a `gr.Error`.
@@ -126,10 +116,8 @@ def model_selector(
     )
 
 
-def visible_whitespace(text: str, keep_newlines: bool = False) -> str:
-    """Show spaces as ⋅, newlines as ↵, tabs as →, CR as ␍ and no-break spaces as ⍽.
-
-    With `keep_newlines`, each ↵ is followed by the newline itself, so line breaks still render.
-    """
-    symbols = {**WHITESPACE_SYMBOLS, "\n": "↵\n"} if keep_newlines else WHITESPACE_SYMBOLS
-    return "".join(symbols.get(ch, ch) for ch in text)
+def short_name(name: str) -> str:
+    """A display name: ``hf:/long/path/to/model`` -> ``hf:model``; registry names stay as they are."""
+    if name.startswith("hf:"):
+        return "hf:" + (name[3:].rstrip("/").rsplit("/", 1)[-1] or name[3:])
+    return name

@@ -27,7 +27,8 @@ import plotly.graph_objects as go
 from models.registry import get_spec
 from playground import perturb as P
 from playground import robustness as core
-from playground.ui.common import as_gr_error, check_models, check_text, model_selector
+from playground.segment import VISIBLE_WHITESPACE, visible
+from playground.ui.common import as_gr_error, check_models, check_text, model_selector, short_name
 
 if TYPE_CHECKING:
     from playground.config import AppConfig
@@ -46,7 +47,6 @@ HEAT_MAX_BITS = 16.0  # colour scale of the heat strips: 0 .. 16 bits per charac
 HEAT_LEVELS = 10
 FAMILY_COLORS = {"hat": "#e8590c", "bpe": "#1c7ed6", "byte": "#2f9e44"}  # as in the report's plots
 MODEL_COLORS = ["#ae3ec9", "#f08c00", "#0c8599", "#c2255c", "#5c940d", "#862e9c"]
-_WS = {" ": "·", "\n": "↵", "\t": "→", "\r": "␍", "\u00a0": "⍽"}
 
 # Scoped to each HTML component by gradio (css_template).
 CSS = """
@@ -95,7 +95,7 @@ def render_texts(result: P.PerturbResult) -> str:
             pert.append(_esc(b))
             continue
         change = next(c for c in result.changes if c.start == seg.start and c.new_start == seg.new_start)
-        title = _esc(f"{change.op}: “{_visible(a)}” → “{_visible(b)}”")
+        title = _esc(f"{change.op}: “{visible(a)}” → “{visible(b)}”")
         clean.append(f'<span class="rb-del{" empty" if not a else ""}" title="{title}">{_esc(a) if a else "∅"}</span>')
         pert.append(
             f'<span class="rb-ins{" empty" if not b else ""}" title="{title}">{_esc(_show_space(b)) if b else "∅"}</span>'
@@ -116,13 +116,11 @@ def render_texts(result: P.PerturbResult) -> str:
     )
 
 
-def _visible(s: str) -> str:
-    return "".join(_WS.get(ch, ch) for ch in s)
 
 
 def _show_space(s: str) -> str:
-    """An inserted space would be invisible: show it as a middle dot."""
-    return s.replace(" ", "·") if s.strip() == "" else s
+    """An inserted space would be invisible: show it as the views show a space."""
+    return s.replace(" ", VISIBLE_WHITESPACE[" "]) if s.strip() == "" else s
 
 
 def _level(bits: float) -> int:
@@ -134,15 +132,13 @@ def _level(bits: float) -> int:
 def _cell(ch: str | None, bits: float | None, changed: bool) -> str:
     if ch is None:
         return f'<span class="rb-c gap{" chg" if changed else ""}" title="(no character here)"> </span>'
-    shown = _WS.get(ch, ch)
-    if ch.isspace() and ch not in _WS:
-        shown = "␣"
+    shown = VISIBLE_WHITESPACE.get(ch, "␣" if ch.isspace() else ch)  # one cell per character
     cls = ["rb-c", f"h{_level(bits or 0.0)}"]
     if ch.isspace():
         cls.append("ws")
     if changed:
         cls.append("chg")
-    title = f"{_visible(ch)} U+{ord(ch):04X} · {bits:.2f} bits" if bits is not None else _visible(ch)
+    title = f"{visible(ch)} U+{ord(ch):04X} · {bits:.2f} bits" if bits is not None else visible(ch)
     return f'<span class="{" ".join(cls)}" title="{_esc(title)}">{_esc(shown)}</span>'
 
 
@@ -214,11 +210,6 @@ def render_heat(result: core.RobustnessResult, width: int = HEAT_WIDTH) -> str:
 # --------------------------------------------------------------------------- tables and figures
 
 
-def short_name(name: str) -> str:
-    """`hf:/some/dir/model` -> `model`; registry names stay as they are."""
-    if name.startswith("hf:"):
-        return name.rstrip("/").rsplit("/", 1)[-1] or name
-    return name
 
 
 def _pct(x: float | None, signed: bool = True) -> str:

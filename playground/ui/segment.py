@@ -21,7 +21,7 @@ from plotly.subplots import make_subplots
 
 from models.registry import get_spec
 from playground import segment as core
-from playground.ui.common import as_gr_error, check_text, model_label
+from playground.ui.common import as_gr_error, check_text, model_label, short_name
 
 if TYPE_CHECKING:
     from playground.config import AppConfig
@@ -215,11 +215,6 @@ def stats_frame(runs: list[tuple[str, str, dict[str, core.Segmentation | str]]],
     return pd.DataFrame(rows, columns=STAT_COLUMNS)
 
 
-def short_name(name: str) -> str:
-    """A display name: ``hf:/long/path/to/model`` -> ``hf:model`` (cards keep the full name)."""
-    if name.startswith("hf:"):
-        return "hf:" + (name[3:].rstrip("/").rsplit("/", 1)[-1] or name[3:])
-    return name
 
 
 def stats_figure(df: pd.DataFrame) -> go.Figure:

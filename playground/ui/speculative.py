@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from models.registry import get_spec, load_model
+from playground.segment import visible
 from playground.speculative.compare import (
     MAX_NEW_TOKENS,
     WEIGHT_FORMATS,
@@ -27,7 +28,7 @@ from playground.speculative.drafters import DRAFTER_NAMES, FEATURE_HEAD_DRAFTERS
 from playground.speculative.hat_words import compare_words, to_json_words
 from playground.speculative.prompts import EXAMPLES
 from playground.speculative.tree import DraftTree, tree_layout, tree_layout_root_x
-from playground.ui.common import check_models, model_choices, user_errors, visible_whitespace
+from playground.ui.common import check_models, model_choices, user_errors
 
 if TYPE_CHECKING:
     from playground.config import AppConfig
@@ -64,7 +65,7 @@ MODEL_DRAFTERS = ("draft-model", "layer-skip", *FEATURE_HEAD_DRAFTERS)  # the on
 
 
 def _label(text: str) -> str:
-    shown = visible_whitespace(text)
+    shown = visible(text)
     return shown if len(shown) <= 14 else shown[:13] + "…"
 
 
@@ -117,7 +118,7 @@ def tree_figure(record: dict[str, Any] | None) -> go.Figure:
             marker={"size": 16, "color": ROOT_COLOR, "symbol": "square"},
             text=[_label(record["root_text"])],
             textposition="top center",
-            hovertext=[f"root: {html.escape(visible_whitespace(record['root_text']))}"],
+            hovertext=[f"root: {html.escape(visible(record['root_text']))}"],
             hoverinfo="text",
         )
     )
@@ -134,7 +135,7 @@ def tree_figure(record: dict[str, Any] | None) -> go.Figure:
                 textposition="bottom center",
                 textfont={"size": 11},
                 hovertext=[
-                    f"node {i}: {html.escape(visible_whitespace(t['texts'][i]))}<br>"
+                    f"node {i}: {html.escape(visible(t['texts'][i]))}<br>"
                     f"draft p = {_prob(t['draft_probs'][i])}<br>target p = {_prob(t['target_probs'][i])}"
                     f"<br>{status}"
                     for i in idx
@@ -151,7 +152,7 @@ def tree_figure(record: dict[str, Any] | None) -> go.Figure:
             marker={"size": 18, "color": BONUS_COLOR, "symbol": "star"},
             text=[_label(record["bonus_text"])],
             textposition="bottom center",
-            hovertext=[f"bonus: {html.escape(visible_whitespace(record['bonus_text']))}"],
+            hovertext=[f"bonus: {html.escape(visible(record['bonus_text']))}"],
             hoverinfo="text",
         )
     )
@@ -281,14 +282,14 @@ def step_markdown(data: dict[str, Any] | None, step: int) -> str:
     accepted = "".join(s["new_texts"][: len(s["accepted_tokens"])])
     if not s["tree"]["tokens"]:
         return (
-            f"**Step {step}** of {len(data['steps'])} · root `{visible_whitespace(s['root_text'])}` · no draft "
-            f"(a plain step): the target adds `{visible_whitespace(s['bonus_text'])}` · "
+            f"**Step {step}** of {len(data['steps'])} · root `{visible(s['root_text'])}` · no draft "
+            f"(a plain step): the target adds `{visible(s['bonus_text'])}` · "
             f"drafting {1000 * s['draft_seconds']:.0f} ms, verifying {1000 * s['verify_seconds']:.0f} ms"
         )
     return (
-        f"**Step {step}** of {len(data['steps'])} · root `{visible_whitespace(s['root_text'])}` · "
+        f"**Step {step}** of {len(data['steps'])} · root `{visible(s['root_text'])}` · "
         f"accepted {len(s['accepted_tokens'])} of {len(s['tree']['tokens'])}: "
-        f"`{visible_whitespace(accepted) or '∅'}` + bonus `{visible_whitespace(s['bonus_text'])}` · "
+        f"`{visible(accepted) or '∅'}` + bonus `{visible(s['bonus_text'])}` · "
         f"drafting {1000 * s['draft_seconds']:.0f} ms, verifying {1000 * s['verify_seconds']:.0f} ms"
     )
 
