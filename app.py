@@ -35,6 +35,7 @@ TITLE = "HAT Playground"
 # One entry per view: (tab label, module with `build_tab(config: AppConfig) -> None`).
 # Add your view's line here; every listed module must import.
 TABS: list[tuple[str, str]] = [
+    ("Learn", "playground.ui.learn"),
     ("Token boundaries", "playground.ui.segment"),
     ("Attention maps", "playground.ui.attention"),
     ("Speculative decoding", "playground.ui.speculative"),

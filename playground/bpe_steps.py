@@ -23,6 +23,7 @@ from typing import Any
 from models.units import byte_level_alphabet
 from playground.config import TextInputError, validate_text
 from playground.perturb import perturb
+from playground.segment import Segmentation, segment_by_lengths
 
 MAX_MERGES = 400
 MAX_TRAIN_CHARS = 20_000
@@ -134,6 +135,11 @@ class BPEStepper:
         """`text` after `k` merges: its units as bytes (they join back to the text exactly)."""
         pieces = self.tokenizer_at(k).encode(text).tokens if text else []
         return BPEState(k, [piece_to_bytes(p) for p in pieces], len(text.split()))
+
+    def segmentation(self, text: str, k: int) -> Segmentation:
+        """`cut` as the segmentation views' units (spans, hex, partial characters)."""
+        state = self.cut(text, k)
+        return segment_by_lengths(text, f"BPE after {k} merges", "bpe-steps", [len(u) for u in state.units])
 
     def pair_counts(self, k: int, text: str | None = None) -> dict[tuple[bytes, bytes], int]:
         """How often each pair of adjacent units occurs in `text` (default: the training text) after

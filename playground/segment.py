@@ -247,6 +247,15 @@ def _bounds_from_lengths(lengths: Sequence[int]) -> list[int]:
     return out
 
 
+def segment_by_lengths(text: str, name: str, kind: str, lengths: Sequence[int]) -> Segmentation:
+    """A segmentation from each unit's byte count (they must add up to the text's bytes): how a
+    cut made elsewhere (the BPE stepper's, say) becomes units with spans, hex and partial flags."""
+    t = _Text(text)
+    if sum(lengths) != len(t.data) or any(n < 0 for n in lengths):
+        raise ValueError(f"unit lengths add up to {sum(lengths)} bytes; the text has {len(t.data)}")
+    return Segmentation(name, kind, _build_units(t, _bounds_from_lengths(lengths), [_Piece(id=None)] * len(lengths)))
+
+
 # --------------------------------------------------------------------------- segmenters
 
 

@@ -122,8 +122,6 @@ def _axis_ticks(labels: Sequence[str], categories: Sequence[str], panels: int = 
     }
 
 
-
-
 def panel_title(model: str, description: str) -> str:
     return f"<b>{html.escape(short_name(model))}</b><br>{html.escape(description)}"
 

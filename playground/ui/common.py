@@ -14,6 +14,7 @@ from playground.config import AppConfig, validate_text
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+
 def user_errors(fn: F) -> F:
     """Decorate an event handler so a `ValueError` (a user error) is shown as a `gr.Error`.
 

@@ -116,8 +116,6 @@ def render_texts(result: P.PerturbResult) -> str:
     )
 
 
-
-
 def _show_space(s: str) -> str:
     """An inserted space would be invisible: show it as the views show a space."""
     return s.replace(" ", VISIBLE_WHITESPACE[" "]) if s.strip() == "" else s
@@ -208,8 +206,6 @@ def render_heat(result: core.RobustnessResult, width: int = HEAT_WIDTH) -> str:
 
 
 # --------------------------------------------------------------------------- tables and figures
-
-
 
 
 def _pct(x: float | None, signed: bool = True) -> str:

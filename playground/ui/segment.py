@@ -215,8 +215,6 @@ def stats_frame(runs: list[tuple[str, str, dict[str, core.Segmentation | str]]],
     return pd.DataFrame(rows, columns=STAT_COLUMNS)
 
 
-
-
 def stats_figure(df: pd.DataFrame) -> go.Figure:
     """Horizontal grouped bars (clean vs perturbed) of units, bytes per unit and units per word.
 

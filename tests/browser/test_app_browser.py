@@ -40,6 +40,7 @@ def test_readme_screenshot(
     so test runs do not keep rewriting a committed file.
     """
     with page_at(pretrained_app_url) as page:
+        page.get_by_role("tab", name="Token boundaries").click()
         page.get_by_role("button", name="typos", exact=True).click()
         page.locator("#segment-run").click()
         # First use may convert the GGUF tokenizers (tens of seconds); later runs read the cache.

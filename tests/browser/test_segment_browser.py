@@ -92,6 +92,7 @@ def test_segment_view(page: Any, screenshot_dir: Path) -> None:
 
 
 def test_segment_view_errors(page: Any, screenshot_dir: Path) -> None:
+    page.get_by_role("tab", name="Token boundaries").click()
     page.locator("#segment-text textarea").fill("")
     page.locator("#segment-run").click()
     toast = page.locator(".toast-body").first
