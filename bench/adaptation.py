@@ -3,8 +3,8 @@
     python bench/adaptation.py [--language de] [--out assets/reports/adaptation.json]
                                [--figure assets/figures/adaptation_de.png]
 
-Reads the training logs that `python -m models.adapt --model M --language L` exported with
-each adapted model (`assets/models/<M>-<L>/train_log.csv`) and prints JSON (`playground.adaptation.report`):
+Reads the training logs that `python -m models.adapt --model M --language L` wrote
+(`assets/reports/adaptation/<M>-<L>.csv`) and prints JSON (`playground.adaptation.report`):
 
 - every run's curve: CPU seconds, bytes read, bits per byte on the whole validation split of the
   new language and on the 64 KB English validation prefix (forgetting), from step 0 (the English

@@ -17,8 +17,9 @@ models get the same run:
 - every `--eval-every` seconds, bits per byte on the new language's whole validation split
   (`val_bpb`) and on the English 64 KB validation prefix the English runs logged (`val_bpb_en`,
   forgetting), with bytes read and CPU seconds;
-- export to `assets/models/<model>-<language>/` (a registry model) with its log and
-  `training.json`; the log is also what `bench/adaptation.py` reads.
+- export to `assets/models/<model>-<language>/` (a registry model) with its `training.json`; the
+  log goes to `assets/reports/adaptation/<model>-<language>.csv`, which `bench/adaptation.py` and
+  the Adaptation tab read (the English phase's log stays with the English model only).
 
 Rerunning the command resumes from the run's checkpoint under `runs/adapt/`.
 """
@@ -136,6 +137,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--workdir", type=Path, default=ROOT / "runs" / "adapt")
     ap.add_argument("--out", type=Path, default=None, help="export directory (default: --models-dir)")
     ap.add_argument("--eval-every", type=float, default=180.0, help="CPU seconds between validations")
+    ap.add_argument("--logs-dir", type=Path, default=ROOT / "assets" / "reports" / "adaptation")
     args, rest = ap.parse_known_args(argv)  # anything else goes to models.train (e.g. --val-bytes)
     if not (args.corpus_root / args.language / "train.txt").exists():
         raise SystemExit(f"no {args.language} corpus under {args.corpus_root}: run python -m models.corpus first")
@@ -152,6 +154,18 @@ def main(argv: list[str] | None = None) -> None:
             rest,
         )
     )
+    export_log(args.out or args.models_dir, adapted_name(args.model, args.language), args.logs_dir)
+
+
+def export_log(out: Path, name: str, logs_dir: Path) -> Path:
+    """Move the exported run's log beside the other adaptation logs; drop the copy of the English
+    phase's log (it ships with the English model)."""
+    logs_dir.mkdir(parents=True, exist_ok=True)
+    target = logs_dir / f"{name}.csv"
+    (out / name / "train_log.csv").replace(target)
+    for phase in (out / name).glob("train_log_phase*.csv"):
+        phase.unlink()
+    return target
 
 
 if __name__ == "__main__":

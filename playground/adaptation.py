@@ -4,8 +4,8 @@ Two parts, both pure data (no UI):
 
 - **The shipped runs.** `models/adapt.py` continued hat-tiny, bpe-tiny and byte-tiny on German
   under one protocol and logged, every few CPU-minutes, bits per byte on the German validation
-  split and on the English prefix (forgetting). `read_curves` reads those logs from the adapted
-  models' directories; `time_to_reach` and `speedup` turn them into the paper's measure: the
+  split and on the English prefix (forgetting). `read_curves` reads those logs
+  (`assets/reports/adaptation/<model>-<language>.csv`); `time_to_reach` and `speedup` turn them into the paper's measure: the
   CPU time each model needs to reach a given German bits per byte.
 - **Live adaptation.** `LiveAdapter` continues training private copies of two shipped models on a
   text a user pastes, for a bounded number of steps, then generates from and scores with the
@@ -34,12 +34,13 @@ from typing import Any
 import numpy as np
 
 from models import registry
-from models.registry import TRAINED_MODELS_DIR, LoadedModel
+from models.registry import REPO_ROOT, LoadedModel
 from playground.config import TextInputError, validate_text
 
 LANGUAGES = {"de": "German", "es": "Spanish"}
 BASE_MODELS = ("hat-tiny", "bpe-tiny", "byte-tiny")
 LIVE_MODELS = ("hat-tiny", "bpe-tiny")  # the pair the live panel adapts side by side
+LOGS_DIR = REPO_ROOT / "assets" / "reports" / "adaptation"  # <model>-<language>.csv, written by models.adapt
 
 
 class AdaptationError(ValueError):
@@ -75,14 +76,14 @@ def read_curve(log_path: Path) -> list[CurvePoint]:
 
 
 def read_curves(
-    language: str = "de", models: Sequence[str] = BASE_MODELS, models_dir: Path = TRAINED_MODELS_DIR
+    language: str = "de", models: Sequence[str] = BASE_MODELS, logs_dir: Path = LOGS_DIR
 ) -> dict[str, list[CurvePoint]]:
-    """{base model: curve} for every model whose adapted copy (`<model>-<language>/`) is shipped."""
+    """{base model: curve} for every model whose adaptation log (`<logs_dir>/<model>-<language>.csv`) is shipped."""
     if language not in LANGUAGES:
         raise AdaptationError(f"Unknown language {language!r}; the adaptation runs cover: {', '.join(LANGUAGES)}.")
     curves = {}
     for name in models:
-        log = models_dir / f"{name}-{language}" / "train_log.csv"
+        log = logs_dir / f"{name}-{language}.csv"
         if log.is_file():
             curve = read_curve(log)
             if curve:
@@ -169,14 +170,14 @@ def thresholds_grid(curves: dict[str, list[CurvePoint]], models: Sequence[str], 
     return [float(x) for x in np.linspace(high, low, n)]
 
 
-def report(language: str = "de", models_dir: Path = TRAINED_MODELS_DIR) -> dict[str, Any]:
+def report(language: str = "de", logs_dir: Path = LOGS_DIR) -> dict[str, Any]:
     """The comparison of the shipped adaptation runs: what `bench/adaptation.py` writes."""
-    curves = read_curves(language, models_dir=models_dir)
+    curves = read_curves(language, logs_dir=logs_dir)
     if not curves:
         raise AdaptationError(f"No adaptation run for {language!r} is shipped (python -m models.adapt).")
     result: dict[str, Any] = {
         "language": language,
-        "source": f"assets/models/<model>-{language}/train_log.csv",
+        "source": f"assets/reports/adaptation/<model>-{language}.csv (models.adapt training logs)",
         "curves": {name: [asdict(p) for p in curve] for name, curve in curves.items()},
         "summary": summary(curves),
     }

@@ -127,8 +127,7 @@ def test_sessions_are_bounded_and_dropped() -> None:
 
 
 def _log(path: Path, rows: list[tuple[float, int, float, float]]) -> None:
-    path.mkdir(parents=True)
-    with (path / "train_log.csv").open("w", newline="") as f:
+    with path.open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["step", "seconds", "bytes_seen", "train_loss_bpb", "val_bpb", "lr", "val_bpb_en"])
         for i, (s, b, v, e) in enumerate(rows):
@@ -137,9 +136,9 @@ def _log(path: Path, rows: list[tuple[float, int, float, float]]) -> None:
 
 
 def test_time_to_reach_and_speedup_are_exact(tmp_path: Path) -> None:
-    _log(tmp_path / "hat-tiny-de", [(0, 0, 5.0, 2.0), (100, 1000, 3.0, 2.5), (200, 2000, 2.0, 2.6)])
-    _log(tmp_path / "bpe-tiny-de", [(0, 0, 4.0, 1.8), (100, 500, 3.5, 2.0), (200, 1000, 2.5, 2.1)])
-    curves = core.read_curves("de", models_dir=tmp_path)
+    _log(tmp_path / "hat-tiny-de.csv", [(0, 0, 5.0, 2.0), (100, 1000, 3.0, 2.5), (200, 2000, 2.0, 2.6)])
+    _log(tmp_path / "bpe-tiny-de.csv", [(0, 0, 4.0, 1.8), (100, 500, 3.5, 2.0), (200, 1000, 2.5, 2.1)])
+    curves = core.read_curves("de", logs_dir=tmp_path)
     assert set(curves) == {"hat-tiny", "bpe-tiny"}
     assert len(curves["hat-tiny"]) == 3  # evaluations only
     assert core.time_to_reach(curves["hat-tiny"], 4.0) == 50.0
@@ -152,7 +151,7 @@ def test_time_to_reach_and_speedup_are_exact(tmp_path: Path) -> None:
     assert s["speedup_text_read"] == pytest.approx(1000 / 1500)
     summary = core.summary(curves)
     assert summary["hat-tiny"]["forgetting_bpb_en"] == pytest.approx(0.6)
-    result = core.report("de", models_dir=tmp_path)
+    result = core.report("de", logs_dir=tmp_path)
     assert json.loads(json.dumps(result))["speedup"][0]["model"] == "hat-tiny"
     grid = [g["threshold_bpb"] for g in result["speedup_by_threshold"]]
     assert grid[0] == 3.0 and grid[-1] == 2.5  # from the worst post-start value every run passed to the common one
@@ -160,9 +159,9 @@ def test_time_to_reach_and_speedup_are_exact(tmp_path: Path) -> None:
 
 def test_unknown_language_is_a_user_error(tmp_path: Path) -> None:
     with pytest.raises(core.AdaptationError, match="Unknown language"):
-        core.read_curves("xx", models_dir=tmp_path)
+        core.read_curves("xx", logs_dir=tmp_path)
     with pytest.raises(core.AdaptationError, match="No adaptation run"):
-        core.report("de", models_dir=tmp_path)
+        core.report("de", logs_dir=tmp_path)
 
 
 # ---- the adaptation protocol of models.train
@@ -201,3 +200,13 @@ def test_adapt_runs_models_train_with_the_fixed_protocol(tmp_path: Path) -> None
     with pytest.raises(SystemExit, match="no de corpus"):
         adapt.main(["--model", "hat-tiny", "--language", "de", "--corpus-root", str(tmp_path)])
     assert train.FAMILY["bpe-tiny"] == "bpe"
+
+
+def test_adapt_moves_the_log_beside_the_other_adaptation_logs(tmp_path: Path) -> None:
+    run = tmp_path / "models" / "hat-tiny-de"
+    run.mkdir(parents=True)
+    (run / "train_log.csv").write_text("step,seconds\n0,0.0\n")
+    (run / "train_log_phase1.csv").write_text("the English phase\n")
+    target = adapt.export_log(tmp_path / "models", "hat-tiny-de", tmp_path / "logs")
+    assert target == tmp_path / "logs" / "hat-tiny-de.csv" and target.read_text().startswith("step,")
+    assert sorted(p.name for p in run.iterdir()) == []
