@@ -3,6 +3,7 @@
     python app.py [--host 127.0.0.1] [--port 7860] [--share] [--device auto|cpu|cuda|mps]
                   [--models NAME ...] [--max-text-chars N] [--quantize none|8bit|4bit]
                   [--trust-remote-code] [--memory-budget-gb GB]
+                  [--hosted] [--models-dir DIR] [--allow-hub]
 
 Models load lazily, on first use, so the page is served within seconds.
 """
@@ -94,6 +95,21 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="allow hf: models that ship their own Python code (only for code you trust)",
     )
     parser.add_argument(
+        "--hosted",
+        action="store_true",
+        default=os.environ.get("HAT_PLAYGROUND_HOSTED") == "1" or bool(os.environ.get("SPACE_ID")),
+        help="serve strangers safely (set by the Dockerfile, and on a Hugging Face Space, which sets "
+        "SPACE_ID): hf: models only from --models-dir (default assets/models), no --trust-remote-code",
+    )
+    parser.add_argument(
+        "--models-dir",
+        default=None,
+        help="hf: local directories must lie inside this directory (symlinks resolved)",
+    )
+    parser.add_argument(
+        "--allow-hub", action="store_true", help="let hf:<hub id> models download from the Hugging Face hub"
+    )
+    parser.add_argument(
         "--memory-budget-gb",
         type=float,
         default=None,
@@ -123,12 +139,19 @@ def build_config(args: argparse.Namespace) -> AppConfig:
     """
     if args.max_text_chars < 1:
         raise ValueError("--max-text-chars must be at least 1.")
+    if args.hosted and args.trust_remote_code:
+        raise ValueError("--trust-remote-code is refused in hosted mode: a model's own code would run on the server.")
+    models_dir = args.models_dir
+    if args.hosted and models_dir is None:
+        models_dir = str(registry.TRAINED_MODELS_DIR)
     budget = int(args.memory_budget_gb * 2**30) if args.memory_budget_gb else None
     reg = registry.configure(
         device=args.device,
         quantize=args.quantize,
         trust_remote_code=args.trust_remote_code,
         memory_budget=budget,
+        models_dir=models_dir,
+        allow_hub=args.allow_hub,
     )
     names = model_names(args.models)
     for name in names:

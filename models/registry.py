@@ -337,6 +337,9 @@ class Registry:
             attention weights, which the attention view draws; `"sdpa"` computes the same outputs
             faster on long blocks (byte models), for command-line scoring that draws no maps
             (the attention view still switches a model to eager for its own forward pass).
+        models_dir: when set, `hf:` local directories must lie inside it (symlinks resolved first),
+            so a name cannot reach the rest of the file system (`hf:../../etc` is refused).
+        allow_hub: whether `hf:<hub id>` may be fetched from the Hugging Face hub.
     """
 
     device: str = "auto"
@@ -346,6 +349,8 @@ class Registry:
     cache_dir: Path = field(default_factory=default_cache_dir)
     trained_dir: Path = TRAINED_MODELS_DIR
     attention: str = "eager"
+    models_dir: Path | None = None
+    allow_hub: bool = True
 
     def __post_init__(self) -> None:
         if self.attention not in ATTENTION_IMPLEMENTATIONS:
@@ -357,6 +362,7 @@ class Registry:
         check_quantize(self.quantize, self.device)
         self.cache_dir = Path(self.cache_dir)
         self.trained_dir = Path(self.trained_dir)
+        self.models_dir = Path(self.models_dir).resolve() if self.models_dir is not None else None
         self._lock = threading.RLock()
         self._name_locks: dict[str, threading.Lock] = {}
         self._models: OrderedDict[str, LoadedModel] = OrderedDict()
@@ -462,17 +468,34 @@ class Registry:
         if not target:
             raise UnknownModelError("Empty hf: name; write 'hf:' followed by a hub id or a local directory.")
         local = Path(target).expanduser()
+        if self.models_dir is not None and not local.is_absolute():
+            local = self.models_dir / local  # names relative to the allowed directory
         looks_local = target.startswith(("/", ".", "~")) or local.exists()
         if looks_local:
+            if self.models_dir is not None and not local.resolve().is_relative_to(self.models_dir):
+                raise ModelUnavailableError(
+                    f"{name}: local models must be inside {self.models_dir} (the --models-dir this app was started with)."
+                )
             if not (local / "config.json").is_file():
                 raise ModelUnavailableError(f"{name}: {local} is not a model directory (no config.json found).")
             path = str(local.resolve())
             config = _read_json(local / "config.json")
             tokenizer_config = _read_json(local / "tokenizer_config.json")
             stats = _safetensors_stats(local)
+            if not _safetensors_files(local):
+                raise ModelUnavailableError(
+                    f"{name}: {local} has no .safetensors weights. Only safetensors are loaded: pickled "
+                    "checkpoints (pytorch_model.bin, .pt) can run code when read."
+                )
             source = f"local directory {path}"
             directory: Path | None = local
         else:
+            if not self.allow_hub:
+                raise ModelUnavailableError(
+                    f"{name}: hub models are off in this app (start it with --allow-hub); local directories"
+                    + (f" under {self.models_dir}" if self.models_dir is not None else "")
+                    + " work."
+                )
             config, tokenizer_config = self._fetch_hub_configs(name, target)
             path, stats, source, directory = target, None, f"Hugging Face hub {target}", None
         family = detect_family(config, tokenizer_config)
@@ -613,7 +636,8 @@ class Registry:
         kwargs: dict[str, Any] = {"attn_implementation": self.attention}
         is_hf = spec.name.startswith(HF_PREFIX)
         if is_hf:
-            kwargs["trust_remote_code"] = self.trust_remote_code
+            # use_safetensors: transformers then refuses pickled weights instead of unpickling them.
+            kwargs.update(trust_remote_code=self.trust_remote_code, use_safetensors=True)
         qconfig = quantization_config(self.quantize, self.device)
         if qconfig is not None:
             kwargs.update(quantization_config=qconfig, device_map="auto")
@@ -768,6 +792,8 @@ def configure(
     cache_dir: str | Path | None = None,
     trained_dir: str | Path | None = None,
     attention: str = "eager",
+    models_dir: str | Path | None = None,
+    allow_hub: bool = True,
 ) -> Registry:
     """Replace the default registry (call once at startup, before loading anything)."""
     global _default
@@ -779,6 +805,8 @@ def configure(
         cache_dir=Path(cache_dir) if cache_dir is not None else default_cache_dir(),
         trained_dir=Path(trained_dir) if trained_dir is not None else TRAINED_MODELS_DIR,
         attention=attention,
+        models_dir=models_dir,
+        allow_hub=allow_hub,
     )
     with _default_lock:
         _default = registry

@@ -130,6 +130,16 @@ def build_tiny_byte(directory: Path) -> Path:
     return directory
 
 
+@pytest.fixture
+def restore_default_registry() -> Iterator[None]:
+    """Put the process-wide registry back after a test that reconfigures it (app.build_config)."""
+    from models import registry
+
+    previous = registry._default
+    yield
+    registry._default = previous
+
+
 @pytest.fixture(scope="session")
 def tiny_bpe_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_bpe(tmp_path_factory.mktemp("tiny-bpe"))

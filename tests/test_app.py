@@ -11,12 +11,7 @@ import app
 from models import registry as reg
 from playground.config import AppConfig
 
-
-@pytest.fixture(autouse=True)
-def _restore_default_registry():
-    previous = reg._default
-    yield
-    reg._default = previous
+pytestmark = pytest.mark.usefixtures("restore_default_registry")  # build_config reconfigures it
 
 
 def test_defaults() -> None:
@@ -37,9 +32,11 @@ def test_models_flag_accepts_spaces_and_commas(tiny_bpe_dir: Path, tiny_byte_dir
 
 
 def test_default_models_are_the_available_builtins() -> None:
+    """Every available built-in but the language-adapted ones (the Adaptation view loads those)."""
     config = app.build_config(app.parse_args(["--device", "cpu"]))
     available = [s.name for s in reg.list_models(available_only=True)]
-    assert config.models == available
+    assert config.models == [n for n in available if not n.endswith("-de")]
+    assert "hat-tiny-de" in available and "hat-tiny" in config.models
 
 
 @pytest.mark.parametrize(
@@ -56,6 +53,6 @@ def test_bad_flags_exit_2_with_a_message(argv: list[str], message: str, capsys: 
 
 
 def test_every_listed_tab_module_exists() -> None:
-    assert app.TABS[0] == ("Token boundaries", "playground.ui.segment")
+    assert app.TABS[0] == ("Learn", "playground.ui.learn")  # a newcomer starts with the lessons
     for _, module in app.TABS:
         assert importlib.util.find_spec(module) is not None, module
