@@ -18,4 +18,5 @@ COPY . .
 
 EXPOSE 7860
 # What `make run APP_ARGS="--host 0.0.0.0"` runs, without make's requirement checks at start.
-CMD [".venv/bin/python", "app.py", "--host", "0.0.0.0", "--port", "7860"]
+# --hosted: the safe defaults for strangers (see "Security" in the README).
+CMD [".venv/bin/python", "app.py", "--host", "0.0.0.0", "--port", "7860", "--hosted"]

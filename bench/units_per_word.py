@@ -5,8 +5,8 @@
 Text per language (en, de, es): the first `--sample-chars` characters (whole lines) of
 `data/corpus/<lang>/val.txt` when `python -m models.corpus` has built it, else the example texts in
 `assets/examples/` for that language. Words are whitespace-separated (tokenizer "fertility").
-Segmenters: bytes, hat-words and every available registered model (its tokenizer; HAT words for
-HAT models), plus entropy-patches when `byte-tiny` is available. Writes `<out>.json` and
+Segmenters: bytes, hat-words and every available registered model but the language-adapted
+ones (its tokenizer; HAT words for HAT models), plus entropy-patches when `byte-tiny` is available. Writes `<out>.json` and
 `<out>.png` (plotly + kaleido, which drives the system chromium) and prints the JSON.
 """
 
@@ -108,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     registry.configure_for_scoring(device="cpu")  # entropies only, no attention maps
-    available = [s.name for s in registry.list_models(available_only=True)]
+    # The language-adapted models cut text exactly as the models they continue: not listed twice.
+    available = [s.name for s in registry.list_models(available_only=True) if s.adapted_from is None]
     if args.segmenters:
         names = args.segmenters.split(",")
     else:
