@@ -482,11 +482,6 @@ class Registry:
             config = _read_json(local / "config.json")
             tokenizer_config = _read_json(local / "tokenizer_config.json")
             stats = _safetensors_stats(local)
-            if not _safetensors_files(local):
-                raise ModelUnavailableError(
-                    f"{name}: {local} has no .safetensors weights. Only safetensors are loaded: pickled "
-                    "checkpoints (pytorch_model.bin, .pt) can run code when read."
-                )
             source = f"local directory {path}"
             directory: Path | None = local
         else:
@@ -649,6 +644,11 @@ class Registry:
                 raise ModelUnavailableError(
                     f"{spec.name} ships its own model code; start the app with --trust-remote-code "
                     "to run it (only do this for code you trust)."
+                ) from err
+            if is_hf and "safetensors" in str(err) and Path(path).is_dir() and not _safetensors_files(Path(path)):
+                raise ModelUnavailableError(
+                    f"{spec.name}: {path} has no .safetensors weights. Only safetensors are loaded: pickled "
+                    "checkpoints (pytorch_model.bin, .pt) can run code when read."
                 ) from err
             raise ModelUnavailableError(f"{spec.name} could not be loaded as a causal language model: {err}") from err
         if qconfig is None:
