@@ -17,7 +17,8 @@ Reads the training logs that `python -m models.adapt --model M --language L` wro
 - units per word of the new language's whole validation split (the text the curves score) under
   each model: HAT words, bpe-tiny's English BPE tokens, bytes. Needs `python -m models.corpus`.
 
-`--figure` draws the curves (the Adaptation tab's figure) as a PNG with kaleido.
+`--figure F.png` draws the curves (the Adaptation tab's figure) and `F_units.png` the units per
+word, as PNGs with kaleido.
 """
 
 from __future__ import annotations
@@ -68,12 +69,15 @@ def main() -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text + "\n")
     if args.figure:
-        from playground.ui.adaptation import curves_figure
+        from playground.ui.adaptation import curves_figure, units_figure
 
         curves = core.read_curves(args.language)
         threshold = result["speedup"][0]["threshold_bpb"] if result["speedup"] else None
         args.figure.parent.mkdir(parents=True, exist_ok=True)
         curves_figure(curves, args.language, threshold).write_image(str(args.figure), width=1300, height=420, scale=1)
+        if result["units_per_word"]:
+            units_png = args.figure.with_name(args.figure.stem + "_units.png")
+            units_figure(result["units_per_word"], args.language).write_image(str(units_png), width=700, height=360)
     return 0
 
 

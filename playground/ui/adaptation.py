@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from playground.config import AppConfig
 from playground.ui.common import as_gr_error, user_errors
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "assets" / "examples" / "adaptation"
+REPORT = Path(__file__).resolve().parents[2] / "assets" / "reports" / "adaptation.json"  # bench/adaptation.py
 COLOURS = {"hat-tiny": "#e8590c", "bpe-tiny": "#1c7ed6", "byte-tiny": "#2f9e44"}
 SESSIONS = core.LiveSessions()
 SUMMARY_COLUMNS = ["model", "bits/byte, start → end", "English bits/byte, start → end", "CPU minutes", "MB read"]
@@ -68,6 +70,28 @@ def curves_figure(
     fig.update_xaxes(title_text="CPU minutes", row=1, col=3)
     fig.update_yaxes(title_text="bits per byte (lower is better)", row=1, col=1)
     fig.update_layout(template="plotly_white", height=380, margin={"t": 50, "l": 50, "r": 20, "b": 50})
+    return fig
+
+
+def units_figure(units: dict[str, Any], language: str) -> go.Figure:
+    """Units per word of the new language's validation text under each model (`bench/adaptation.py`)."""
+    names = [n for n in core.BASE_MODELS if n in units]
+    fig = go.Figure(
+        go.Bar(
+            x=[f"{n} ({units[n]['segmenter']})" for n in names],
+            y=[units[n]["units_per_word"] for n in names],
+            marker_color=[COLOURS.get(n) for n in names],
+            text=[f"{units[n]['units_per_word']:.2f}" for n in names],
+            textposition="outside",
+        )
+    )
+    fig.update_layout(
+        template="plotly_white",
+        height=360,
+        title=f"{core.LANGUAGES.get(language, language)} units per word ({units.get('text', '')})",
+        yaxis={"title": "units per word", "range": [0, 1.15 * max(units[n]["units_per_word"] for n in names)]},
+        margin={"t": 60, "l": 50, "r": 20, "b": 40},
+    )
     return fig
 
 
@@ -238,6 +262,9 @@ def _shipped_section() -> tuple[gr.Radio, gr.Plot, gr.Dataframe, gr.Markdown]:
     )
     note = gr.Markdown(sentence, elem_id="adaptation-speedup")
     table = gr.Dataframe(summary, label="Start and end of each run", interactive=False, elem_id="adaptation-summary")
+    units = json.loads(REPORT.read_text()).get("units_per_word") if REPORT.is_file() else None
+    if units:
+        gr.Plot(units_figure(units, "de"), label="Why: German units per word", elem_id="adaptation-units-de")
     gr.Markdown(
         "<small>Protocol (`models/adapt.py`): each English model continues on the German training text of "
         "the offline corpus (fortunes, LibreOffice help, man pages) with the same windows in the same order, "
