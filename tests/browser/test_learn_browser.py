@@ -7,7 +7,6 @@ As a script it drives any running app and saves the screenshots:
 
 from __future__ import annotations
 
-import argparse
 import re
 from pathlib import Path
 from typing import Any
@@ -76,24 +75,7 @@ def test_learn_tab_walks_every_lesson(page: Any, screenshot_dir: Path) -> None:
     walk_lessons(page, screenshot_dir)
 
 
-def main() -> None:
-    from playwright.sync_api import sync_playwright
-
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--url", default="http://127.0.0.1:7860/")
-    ap.add_argument("--out-dir", type=Path, default=Path("tests/browser/screenshots"))
-    args = ap.parse_args()
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
-        )
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(args.url)
-        walk_lessons(page, args.out_dir)
-        browser.close()
-
-
 if __name__ == "__main__":
-    main()
+    from script import run_walk
+
+    run_walk(walk_lessons, __doc__.split("\n")[0])
