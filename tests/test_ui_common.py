@@ -93,3 +93,18 @@ def test_model_selector_and_checks(tmp_path: Path, tiny_bpe_dir: Path, tiny_byte
             common.check_models([], config)
     finally:
         reg._default = previous
+
+
+def test_on_gpu_uses_spaces_only_where_it_is_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    import types
+
+    def handler(x: int) -> int:
+        return x + 1
+
+    monkeypatch.setitem(sys.modules, "spaces", None)  # not installed: `import spaces` fails
+    assert common.on_gpu(handler) is handler
+    fake = types.ModuleType("spaces")
+    fake.GPU = lambda fn: types.SimpleNamespace(wrapped=fn)  # what a ZeroGPU Space's decorator returns
+    monkeypatch.setitem(sys.modules, "spaces", fake)
+    assert common.on_gpu(handler).wrapped is handler

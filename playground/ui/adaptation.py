@@ -16,7 +16,7 @@ from models import registry
 from playground import adaptation as core
 from playground import segment
 from playground.config import AppConfig
-from playground.ui.common import as_gr_error, user_errors
+from playground.ui.common import as_gr_error, on_gpu, user_errors
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "assets" / "examples" / "adaptation"
 REPORT = Path(__file__).resolve().parents[2] / "assets" / "reports" / "adaptation.json"  # bench/adaptation.py
@@ -373,7 +373,7 @@ def build_tab(config: AppConfig) -> None:
 
     language.change(show_runs, inputs=[language], outputs=[plot, table, note], api_name="adaptation_runs")
     live_event = live["run"].click(
-        adapt,
+        on_gpu(adapt),
         inputs=[live["text"], live["steps"]],
         outputs=[live["chart"], live["status"], live["units"], session],
         api_name="adaptation_live",
@@ -382,9 +382,11 @@ def build_tab(config: AppConfig) -> None:
     )
     live["stop"].click(lambda: "Stopped.", outputs=[live["status"]], cancels=[live_event], api_name=False)
     live["generate"].click(
-        run_generate,
+        on_gpu(run_generate),
         inputs=[live["prompt"], live["new_bytes"]],
         outputs=[live["generated"]],
         api_name="adaptation_generate",
     )
-    live["score"].click(run_score, inputs=[live["heldout"]], outputs=[live["scores"]], api_name="adaptation_score")
+    live["score"].click(
+        on_gpu(run_score), inputs=[live["heldout"]], outputs=[live["scores"]], api_name="adaptation_score"
+    )

@@ -26,7 +26,7 @@ from plotly.subplots import make_subplots
 
 from models.registry import get_spec
 from playground import attention as core
-from playground.ui.common import check_text, model_choices, short_name, user_errors
+from playground.ui.common import check_text, model_choices, on_gpu, short_name, user_errors
 
 if TYPE_CHECKING:
     from playground.config import AppConfig
@@ -537,8 +537,8 @@ def build_tab(config: AppConfig) -> None:
         )
 
     common = {"concurrency_id": "attention", "concurrency_limit": 1}
-    run.click(show, controls, outputs, api_name="attention", **common)
-    text.submit(show, controls, outputs, api_visibility="private", **common)
+    run.click(on_gpu(show), controls, outputs, api_name="attention", **common)
+    text.submit(on_gpu(show), controls, outputs, api_visibility="private", **common)
     for radio in (level, axes, how, scale):
         radio.input(show, controls, outputs, api_visibility="private", **common)
     for slider in (layer, head):

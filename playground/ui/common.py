@@ -46,6 +46,16 @@ def user_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def on_gpu(fn: F) -> F:
+    """`spaces.GPU(fn)` where the `spaces` package is installed (a Hugging Face ZeroGPU Space lends a
+    GPU to the event while it runs), else `fn` unchanged. For the events that run models."""
+    try:
+        import spaces
+    except ImportError:
+        return fn
+    return spaces.GPU(fn)
+
+
 def as_gr_error(err: Exception) -> gr.Error:
     """A `gr.Error` carrying the message of `err` (no traceback printed: it is a user error)."""
     return gr.Error(str(err), print_exception=False)

@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 
 from playground import bpe_steps, learn
 from playground.config import AppConfig
-from playground.ui.common import short_name, user_errors
+from playground.ui.common import on_gpu, short_name, user_errors
 from playground.ui.segment import CSS, render_html
 
 FIGURES = Path(__file__).resolve().parents[2] / "assets" / "figures"
@@ -223,4 +223,4 @@ def build_tab(config: AppConfig) -> None:
         outputs=[stepper, b_cards, b_note, b_merges, b_curve],
         api_name="learn_bpe_step",
     )
-    t_run.click(read, inputs=[t_text, t_seed], outputs=[t_cards, t_table], api_name="learn_typo")
+    t_run.click(on_gpu(read), inputs=[t_text, t_seed], outputs=[t_cards, t_table], api_name="learn_typo")

@@ -28,7 +28,7 @@ from models.registry import get_spec
 from playground import perturb as P
 from playground import robustness as core
 from playground.segment import VISIBLE_WHITESPACE, visible
-from playground.ui.common import as_gr_error, check_models, check_text, model_selector, short_name
+from playground.ui.common import as_gr_error, check_models, check_text, model_selector, on_gpu, short_name
 
 if TYPE_CHECKING:
     from playground.config import AppConfig
@@ -508,9 +508,14 @@ def build_tab(config: AppConfig) -> None:
     ) -> Iterator[tuple[go.Figure, str]]:
         yield from run_sweep(text, selected, kind, seed, step, config=config, progress=progress)
 
-    event = button.click(compare, inputs=inputs, outputs=[texts_html, scores, heat, payload], api_name="robustness")
-    event.success(next_word, inputs=inputs, outputs=[next_words], api_name="robustness_next_word")
+    event = button.click(
+        on_gpu(compare), inputs=inputs, outputs=[texts_html, scores, heat, payload], api_name="robustness"
+    )
+    event.success(on_gpu(next_word), inputs=inputs, outputs=[next_words], api_name="robustness_next_word")
     sweep_event = sweep_button.click(
-        sweep, inputs=[text, models, kind, seed, step], outputs=[chart, sweep_status], api_name="robustness_sweep"
+        on_gpu(sweep),
+        inputs=[text, models, kind, seed, step],
+        outputs=[chart, sweep_status],
+        api_name="robustness_sweep",
     )
     stop_button.click(lambda: "Stopped.", outputs=[sweep_status], cancels=[sweep_event], api_name=False)

@@ -28,7 +28,7 @@ from playground.speculative.drafters import DRAFTER_NAMES, FEATURE_HEAD_DRAFTERS
 from playground.speculative.hat_words import compare_words, to_json_words
 from playground.speculative.prompts import EXAMPLES
 from playground.speculative.tree import DraftTree, tree_layout, tree_layout_root_x
-from playground.ui.common import check_models, model_choices, user_errors
+from playground.ui.common import check_models, model_choices, on_gpu, user_errors
 
 if TYPE_CHECKING:
     from playground.config import AppConfig
@@ -500,7 +500,7 @@ def build_tab(config: AppConfig) -> None:
         )
 
     run.click(
-        on_run,
+        on_gpu(on_run),
         [prompt, target, drafter, draft_model, shape, budget, temperature, max_new, chat, weights],
         [summary, step, tree_plot, step_info, text, charts, raw, state],
         api_name="speculative",
