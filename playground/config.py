@@ -51,6 +51,13 @@ def validate_text(text: str | None, max_chars: int) -> str:
             f"The text has {len(text):,} characters; the limit is {max_chars:,} "
             "(start the app with --max-text-chars to change it)."
         )
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:  # lone surrogates arrive through JSON ("\ud800") or undecodable files
+        raise TextInputError(
+            f"The text is not valid Unicode: character {err.start} is a lone surrogate "
+            f"(U+{ord(text[err.start]):04X}), which UTF-8 cannot encode. Remove it or paste the text again."
+        ) from None
     return text
 
 
