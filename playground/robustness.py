@@ -97,9 +97,11 @@ class ScoreCache:
                 self._bytes -= old.n_bytes
 
     def clear(self) -> None:
+        """Empty the cache and start its hit/miss counts afresh."""
         with self._lock:
             self._items.clear()
             self._bytes = 0
+            self.hits = self.misses = 0
 
     def __len__(self) -> int:
         return len(self._items)
