@@ -68,7 +68,9 @@ def walk_lessons(page: Any, screenshot_dir: Path) -> None:
     assert re.search(r"\d\.\d{3}", text_of(page, "learn-typo-table"))
     page.screenshot(path=str(screenshot_dir / "learn-4-typo.png"), full_page=True)
     page.locator("#learn-next-3").click()
-    page.get_by_text("bits per byte", exact=False).first.wait_for()
+    glossary = page.locator("#learn-step-4")
+    glossary.get_by_text("acceptance", exact=False).first.wait_for(state="visible")
+    assert "bits per byte" in glossary.inner_text()
 
 
 def test_learn_tab_walks_every_lesson(page: Any, screenshot_dir: Path) -> None:
