@@ -29,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch
 
 from models.generate import generate
-from models.tiny import FAMILY, TRAINED, build
+from models.registry import TRAINED as REGISTERED
+from models.tiny import TRAINED, build
 from models.train import loss_on, native_bf16, resolve_mixed_precision, windows
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,7 +73,7 @@ def train_throughput(name: str, data: bytes, steps: int, batch: int, window: int
         texts = next(batches)
         t0 = time.perf_counter()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss = loss_on(model, tokenizer, texts, FAMILY[name], "cpu")
+            loss = loss_on(model, tokenizer, texts, REGISTERED[name][0], "cpu")  # its family
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)

@@ -39,6 +39,7 @@ from models.tiny import TRAINED
 
 ROOT = Path(__file__).resolve().parent.parent
 LANGUAGES = ("de", "es")
+LOGS_DIR = ROOT / "assets" / "reports" / "adaptation"  # <model>-<language>.csv, one log per run
 # Half the English runs' peak (2e-3): continued pretraining re-warms an already trained model, and
 # the English runs showed 1e-3 and 2e-3 level for both families (docs/design.md, learning-rate
 # pilots). Fixed here for every model, not tuned on any validation text.
@@ -108,8 +109,8 @@ def continue_training(
 ) -> Iterator[tuple[int, float]]:
     """Train `model` in place on windows of `text` for `steps` AdamW steps; yields (step, loss in bits
     per byte) after each. Same loss, schedule shape (warm-up, cosine) and clipping as `models.train`:
-    the adaptation protocol at the scale of a pasted text. The caller owns `model` (pass a copy)."""
-    torch.manual_seed(seed)
+    the adaptation protocol at the scale of a pasted text. The caller owns `model` (pass a copy).
+    Nothing here draws random numbers but the window offsets (seeded), so no global RNG is touched."""
     batches = text_windows(text, window, batch, seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=peak_lr, betas=(0.9, 0.95), weight_decay=0.1)
     model.train()
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--workdir", type=Path, default=ROOT / "runs" / "adapt")
     ap.add_argument("--out", type=Path, default=None, help="export directory (default: --models-dir)")
     ap.add_argument("--eval-every", type=float, default=180.0, help="CPU seconds between validations")
-    ap.add_argument("--logs-dir", type=Path, default=ROOT / "assets" / "reports" / "adaptation")
+    ap.add_argument("--logs-dir", type=Path, default=LOGS_DIR)
     args, rest = ap.parse_known_args(argv)  # anything else goes to models.train (e.g. --val-bytes)
     if not (args.corpus_root / args.language / "train.txt").exists():
         raise SystemExit(f"no {args.language} corpus under {args.corpus_root}: run python -m models.corpus first")

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from models.hat import HATForCausalLM
 from models.registry import RegistryError, load_model
+from models.scoring import bos_id
 
 
 def chat_prompt_ids(tokenizer: PreTrainedTokenizerBase, prompt: str) -> list[int]:
@@ -20,18 +22,10 @@ def chat_prompt_ids(tokenizer: PreTrainedTokenizerBase, prompt: str) -> list[int
     return [int(i) for i in (encoded["input_ids"] if hasattr(encoded, "keys") else encoded)]
 
 
-def generate(
-    name: str,
-    prompt: str,
-    max_new_bytes: int = 200,
-    temperature: float = 0.8,
-    top_p: float = 0.95,
-    top_k: int = 0,
-    seed: int = 0,
-) -> str:
-    """A continuation of `prompt` of at most `max_new_bytes` UTF-8 bytes (greedy when temperature is 0)."""
+def generate(name: str, prompt: str, **options: Any) -> str:
+    """A continuation of `prompt` by the registry model `name`; `options` as for `generate_with`."""
     lm = load_model(name)
-    return generate_with(lm.model, lm.tokenizer, prompt, max_new_bytes, temperature, top_p, top_k, seed)
+    return generate_with(lm.model, lm.tokenizer, prompt, **options)
 
 
 @torch.no_grad()
@@ -45,14 +39,14 @@ def generate_with(
     top_k: int = 0,
     seed: int = 0,
 ) -> str:
-    """`generate` for a model in hand (a HAT, or a causal LM with its tokenizer)."""
+    """A continuation of `prompt` of at most `max_new_bytes` UTF-8 bytes by a model in hand (a HAT, or a
+    causal LM with its tokenizer); greedy when temperature is 0."""
     if isinstance(model, HATForCausalLM):
         return model.generate_text(
             prompt, max_new_bytes=max_new_bytes, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed
         )
-    tok = tokenizer
-    ids = tok(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"]
-    bos = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+    ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"]
+    bos = bos_id(tokenizer)
     ids = torch.cat([torch.tensor([[bos]]), ids], 1).to(model.device)
     torch.manual_seed(seed)
     sample = temperature > 0
@@ -64,9 +58,9 @@ def generate_with(
         temperature=temperature if sample else None,
         top_p=top_p if sample else None,
         top_k=top_k if sample and top_k else None,
-        pad_token_id=tok.eos_token_id if tok.eos_token_id is not None else bos,
+        pad_token_id=tokenizer.eos_token_id if tokenizer.eos_token_id is not None else bos,
     )
-    text = tok.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
+    text = tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
     return text.encode()[:max_new_bytes].decode("utf-8", errors="ignore")
 
 
@@ -82,7 +76,15 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         print(
-            generate(args.model, args.prompt, args.max_new_bytes, args.temperature, args.top_p, args.top_k, args.seed)
+            generate(
+                args.model,
+                args.prompt,
+                max_new_bytes=args.max_new_bytes,
+                temperature=args.temperature,
+                top_p=args.top_p,
+                top_k=args.top_k,
+                seed=args.seed,
+            )
         )
     except (RegistryError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

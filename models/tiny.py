@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from transformers import ByT5Tokenizer
 
 TRAINED = ("hat-tiny", "bpe-tiny", "byte-tiny")
-FAMILY = {"hat-tiny": "hat", "bpe-tiny": "bpe", "byte-tiny": "byte"}  # how each reads its input
 BACKBONE = {"hidden_size": 256, "num_hidden_layers": 6, "num_attention_heads": 4, "intermediate_size": 1024}
 BPE_VOCAB = 4096
 BOS_TEXT = "<|endoftext|>"  # bpe-tiny's document separator, also its BOS

@@ -31,8 +31,9 @@ from tqdm import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from models.hat import HATForCausalLM
+from models.registry import TRAINED as REGISTERED
 from models.scoring import bos_id, head_blocks, score_with
-from models.tiny import BYTE_BOS_ID, FAMILY, TRAINED, build, train_bpe_tokenizer
+from models.tiny import BYTE_BOS_ID, TRAINED, build, train_bpe_tokenizer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -378,7 +379,7 @@ def main(argv: list[str] | None = None) -> None:
                 raw if isinstance(raw, HATForCausalLM) else model,
                 tokenizer,
                 texts,
-                FAMILY[args.model],
+                REGISTERED[args.model][0],
                 accelerator.device,
             )
         accelerator.backward(loss)

@@ -129,8 +129,9 @@ def encode_with_byte_spans(tok: Any, text: str) -> dict[str, list]:
 
 
 def exact_lengths(data: bytes, pieces: list[bytes]) -> list[int] | None:
-    """Bytes per token when the pieces spell `data` exactly (a SentencePiece dummy-prefix space on the
-    first piece allowed), else None."""
+    """Bytes per token when the pieces spell `data` exactly, else None. SentencePiece may put a space
+    before the first word that the text does not have ("▁Hello" for "Hello"); that space is taken off
+    the first piece."""
     lengths = [len(p) for p in pieces]
     joined = b"".join(pieces)
     if joined == data:

@@ -33,14 +33,14 @@ from typing import Any
 
 import numpy as np
 
-from models import registry
-from models.registry import REPO_ROOT, LoadedModel
-from playground.config import TextInputError, validate_text
+from models import adapt, registry
+from models.registry import LoadedModel
+from playground.config import validate_text
 
-LANGUAGES = {"de": "German", "es": "Spanish"}
+LANGUAGE_NAMES = {"de": "German", "es": "Spanish"}
+LANGUAGES = {code: LANGUAGE_NAMES[code] for code in adapt.LANGUAGES}  # the languages models.adapt runs
 BASE_MODELS = ("hat-tiny", "bpe-tiny", "byte-tiny")
 LIVE_MODELS = ("hat-tiny", "bpe-tiny")  # the pair the live panel adapts side by side
-LOGS_DIR = REPO_ROOT / "assets" / "reports" / "adaptation"  # <model>-<language>.csv, written by models.adapt
 
 
 class AdaptationError(ValueError):
@@ -76,14 +76,14 @@ def read_curve(log_path: Path) -> list[CurvePoint]:
 
 
 def read_curves(
-    language: str = "de", models: Sequence[str] = BASE_MODELS, logs_dir: Path = LOGS_DIR
+    language: str = "de", models: Sequence[str] = BASE_MODELS, logs_dir: Path = adapt.LOGS_DIR
 ) -> dict[str, list[CurvePoint]]:
     """{base model: curve} for every model whose adaptation log (`<logs_dir>/<model>-<language>.csv`) is shipped."""
     if language not in LANGUAGES:
         raise AdaptationError(f"Unknown language {language!r}; the adaptation runs cover: {', '.join(LANGUAGES)}.")
     curves = {}
     for name in models:
-        log = logs_dir / f"{name}-{language}.csv"
+        log = logs_dir / f"{adapt.adapted_name(name, language)}.csv"
         if log.is_file():
             curve = read_curve(log)
             if curve:
@@ -170,7 +170,7 @@ def thresholds_grid(curves: dict[str, list[CurvePoint]], models: Sequence[str], 
     return [float(x) for x in np.linspace(high, low, n)]
 
 
-def report(language: str = "de", logs_dir: Path = LOGS_DIR) -> dict[str, Any]:
+def report(language: str = "de", logs_dir: Path = adapt.LOGS_DIR) -> dict[str, Any]:
     """The comparison of the shipped adaptation runs: what `bench/adaptation.py` writes."""
     curves = read_curves(language, logs_dir=logs_dir)
     if not curves:
@@ -258,10 +258,7 @@ class LiveAdapter:
 
     def check_text(self, text: str | None) -> str:
         lim = self.limits
-        try:
-            text = validate_text(text, lim.max_chars)
-        except TextInputError as err:
-            raise AdaptationError(str(err).replace("--max-text-chars", "a smaller text")) from err
+        text = validate_text(text, lim.max_chars, AdaptationError, "the live panel's bound")
         if len(text) < lim.min_chars:
             raise AdaptationError(
                 f"Paste at least {lim.min_chars:,} characters of the new language to train on "
@@ -285,12 +282,10 @@ class LiveAdapter:
         if not self._running.acquire(blocking=False):
             raise AdaptationError("A training run is already going in this session; wait for it to finish.")
         try:
-            from models.adapt import continue_training
-
             self._copies, self.trained_on, self.steps_done = {}, None, 0
             copies = {name: _loaded_copy(self._loader(name)) for name in self.names}
             runs = {
-                name: continue_training(
+                name: adapt.continue_training(
                     c.model,
                     c.tokenizer,
                     c.family,
@@ -325,7 +320,7 @@ class LiveAdapter:
         from models.generate import generate_with
 
         copies = self._require_copies()
-        prompt = validate_text(prompt, self.limits.max_chars)
+        prompt = validate_text(prompt, self.limits.max_chars, AdaptationError, "the live panel's bound")
         if not 1 <= int(max_new_bytes) <= self.limits.max_new_bytes:
             raise AdaptationError(f"New bytes must be between 1 and {self.limits.max_new_bytes}.")
         out = {}
@@ -342,7 +337,7 @@ class LiveAdapter:
         from models.scoring import score_with
 
         copies = self._require_copies()
-        text = validate_text(text, self.limits.max_chars)
+        text = validate_text(text, self.limits.max_chars, AdaptationError, "the live panel's bound")
         out = {}
         for name, c in copies.items():
             shipped = self._loader(name)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from models.units import byte_level_alphabet
-from playground.config import TextInputError, validate_text
+from playground.config import validate_text
 from playground.perturb import perturb
 from playground.segment import Segmentation, segment_by_lengths
 
@@ -95,10 +95,7 @@ class BPEStepper:
     """The merges learned from `text` (at most `max_merges`), and any text cut after k of them."""
 
     def __init__(self, text: str | None, max_merges: int = 100) -> None:
-        try:
-            self.text = validate_text(text, MAX_TRAIN_CHARS)
-        except TextInputError as err:
-            raise BPEStepError(str(err).replace(" (start the app with --max-text-chars to change it)", "")) from err
+        self.text = validate_text(text, MAX_TRAIN_CHARS, BPEStepError, "the BPE stepper's bound")
         if not 1 <= int(max_merges) <= MAX_MERGES:
             raise BPEStepError(f"The number of merges must be between 1 and {MAX_MERGES}.")
         trained = train_tokenizer(self.text, int(max_merges))

@@ -38,23 +38,36 @@ class AppConfig:
             raise ValueError(f"max_text_chars must be positive, got {self.max_text_chars}")
 
 
-def validate_text(text: str | None, max_chars: int) -> str:
-    """Return `text` unchanged if it is non-empty and at most `max_chars` characters long.
+# What a too-long text's message says about the limit, unless a caller names its own bound.
+APP_LIMIT_NOTE = "start the app with --max-text-chars to change it"
 
-    Raises `TextInputError` with a message for people otherwise. Whitespace-only text counts
-    as empty. Length is counted in Unicode code points (Python `len`).
+
+def validate_text(
+    text: str | None,
+    max_chars: int,
+    error: type[ValueError] = TextInputError,
+    limit_note: str = APP_LIMIT_NOTE,
+) -> str:
+    """Return `text` unchanged if it is non-empty, at most `max_chars` characters long and valid Unicode.
+
+    Raises `error` (a `ValueError` subclass, `TextInputError` by default) with a message for people
+    otherwise; `limit_note` says where the limit comes from. Whitespace-only text counts as empty.
+    Length is counted in Unicode code points (Python `len`).
     """
     if text is None or not text.strip():
-        raise TextInputError("Please enter some text first.")
+        raise error("Please enter some text first.")
     if len(text) > max_chars:
-        raise TextInputError(
-            f"The text has {len(text):,} characters; the limit is {max_chars:,} "
-            "(start the app with --max-text-chars to change it)."
-        )
+        raise error(f"The text has {len(text):,} characters; the limit is {max_chars:,} ({limit_note}).")
+    return check_unicode(text, error)
+
+
+def check_unicode(text: str, error: type[ValueError] = TextInputError) -> str:
+    """`text` if UTF-8 can encode it, else `error`: lone surrogates arrive through JSON ("\\ud800"),
+    undecodable files and command-line bytes."""
     try:
         text.encode("utf-8")
-    except UnicodeEncodeError as err:  # lone surrogates arrive through JSON ("\ud800") or undecodable files
-        raise TextInputError(
+    except UnicodeEncodeError as err:
+        raise error(
             f"The text is not valid Unicode: character {err.start} is a lone surrogate "
             f"(U+{ord(text[err.start]):04X}), which UTF-8 cannot encode. Remove it or paste the text again."
         ) from None

@@ -19,6 +19,7 @@ from playground import bpe_steps, robustness, segment
 from playground.config import validate_text
 
 MAX_LESSON_CHARS = 600
+LESSON_LIMIT_NOTE = "lessons take short texts; the other tabs take longer ones"
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,16 @@ LESSONS: tuple[Lesson, ...] = (
         "BLT) start a new unit where a small byte model is surprised. Fewer units per word means shorter "
         "sequences, so less work for the big part of the model.",
         "The unbelievable Schifffahrtsgesellschaft sailed to Zürich 🚢.",
+    ),
+    Lesson(
+        "vocabulary",
+        "2 · Why vocabularies matter",
+        "A vocabulary learned mostly from English text has tokens for English words. German or Spanish "
+        "words, which it saw rarely, fall apart into more pieces: more units per word. HAT words stay "
+        "about one unit per word in every language. The chart counts units per word on the validation "
+        "text of each language (`python bench/units_per_word.py`); the **Adaptation** tab shows what "
+        "this means when a model learns a new language.",
+        "",  # a shipped figure, no example to run
     ),
     Lesson(
         "bpe",
@@ -66,6 +77,7 @@ LESSONS: tuple[Lesson, ...] = (
     ),
 )
 
+GLOSSARY_TITLE = "Glossary"
 GLOSSARY: dict[str, str] = {
     "unit": "one position of a model's input: a byte, a token, a word or a patch",
     "token": "a unit from a tokenizer's fixed vocabulary, usually a piece of a word",
@@ -86,7 +98,7 @@ def _bpe_model(models: Sequence[str]) -> str | None:
 
 def units_lesson(text: str | None, models: Sequence[str]) -> dict[str, segment.Segmentation]:
     """Lesson 1: the text as bytes, one BPE model's tokens, HAT words and (with byte-tiny) entropy patches."""
-    text = validate_text(text, MAX_LESSON_CHARS)
+    text = validate_text(text, MAX_LESSON_CHARS, limit_note=LESSON_LIMIT_NOTE)
     names = ["bytes"]
     if (bpe := _bpe_model(models)) is not None:
         names.append(bpe)
@@ -112,7 +124,8 @@ def bpe_lesson(stepper: bpe_steps.BPEStepper, k: Any, seed: int = 0) -> BPELesso
     k = stepper.check_k(k)
     typo = bpe_steps.misspelled(stepper.text, seed)
     ks = sorted({*range(0, stepper.n_merges + 1, max(1, stepper.n_merges // 20)), stepper.n_merges})
-    curve = [(j, stepper.cut(stepper.text, j).units_per_word, stepper.cut(typo, j).units_per_word) for j in ks]
+    clean, misspelt = stepper.curve(stepper.text, ks), stepper.curve(typo, ks)
+    curve = [(j, a, b) for (j, a), (_, b) in zip(clean, misspelt, strict=True)]
     return BPELessonStep(
         k,
         stepper.segmentation(stepper.text, k),
@@ -126,7 +139,7 @@ def bpe_lesson(stepper: bpe_steps.BPEStepper, k: Any, seed: int = 0) -> BPELesso
 
 def typo_lesson(text: str | None, models: Sequence[str], seed: int = 0, rate: float = 0.3) -> dict[str, Any]:
     """Lesson 3: the clean and misspelled text cut by HAT and BPE, and each model's bits per byte."""
-    text = validate_text(text, MAX_LESSON_CHARS)
+    text = validate_text(text, MAX_LESSON_CHARS, limit_note=LESSON_LIMIT_NOTE)
     readers = [n for n in ("hat-tiny", _bpe_model(models)) if n is not None and n in models]
     result = robustness.analyze(readers, text, "typo", rate, seed, next_words=False, max_chars=MAX_LESSON_CHARS)
     perturbed = result.perturbation.text

@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from models.units import exact_lengths, piece_bytes, tokenizer_scheme
-from playground.config import DEFAULT_MAX_TEXT_CHARS  # the app's default limit, for the CLI too
+from playground.config import DEFAULT_MAX_TEXT_CHARS, check_unicode  # the app's default limit, for the CLI too
 
 BUILTIN_SEGMENTERS: tuple[str, ...] = ("bytes", "hat-words", "entropy-patches")
 DEFAULT_SEGMENTERS: tuple[str, ...] = ("bytes", "hat-words")
@@ -149,15 +149,7 @@ def validate_text(text: Any, max_chars: int | None = None) -> str:
         raise SegmentError("Enter some text to segment (the text is empty).")
     if max_chars is not None and len(text) > max_chars:
         raise SegmentError(f"The text has {len(text):,} characters; the limit is {max_chars:,}. Shorten it.")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as e:
-        # Lone surrogates arrive through JSON ("\ud800") or undecodable argv bytes.
-        raise SegmentError(
-            f"The text is not valid Unicode/UTF-8: {text[e.start]!r} at character {e.start} "
-            "cannot be encoded (a lone surrogate or undecodable byte)."
-        ) from None
-    return text
+    return check_unicode(text, SegmentError)
 
 
 def validate_max_word_bytes(value: Any) -> int:

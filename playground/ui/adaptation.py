@@ -16,7 +16,7 @@ from models import registry
 from playground import adaptation as core
 from playground import segment
 from playground.config import AppConfig
-from playground.ui.common import as_gr_error, on_gpu, user_errors
+from playground.ui.common import on_gpu, user_errors
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "assets" / "examples" / "adaptation"
 REPORT = Path(__file__).resolve().parents[2] / "assets" / "reports" / "adaptation.json"  # bench/adaptation.py
@@ -178,37 +178,28 @@ def units_table(text: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+@user_errors
 def run_live(
     text: str, steps: float, request: gr.Request | None = None, progress: Any = None
 ) -> Iterator[tuple[go.Figure, str, pd.DataFrame, str]]:
     """Adapt the session's copies; yields the live loss chart and a status line after every step."""
-    try:
-        adapter = SESSIONS.get(_session_id(request))
-        text = adapter.check_text(text)
-        n = adapter.check_steps(steps)
-        units = units_table(text)
-    except ValueError as err:
-        raise as_gr_error(err) from err
-    yield live_figure({}, n), "Loading the shipped models and copying them…", units, _session_id(request)
+    session = _session_id(request)
+    adapter = SESSIONS.get(session)
+    text, n = adapter.check_text(text), adapter.check_steps(steps)
+    units = units_table(text)
+    yield live_figure({}, n), "Loading the shipped models and copying them…", units, session
     losses: dict[str, list[float]] = {name: [] for name in adapter.names}
-    try:
-        for step in adapter.train(text, n):
-            for name, loss in step.losses.items():
-                losses[name].append(loss)
-            if progress is not None:
-                progress((step.step, step.steps), desc="adapting")
-            status = f"Step {step.step}/{step.steps} · {step.seconds:.0f} s · " + " · ".join(
-                f"{name} {loss:.2f} bits/byte" for name, loss in step.losses.items()
-            )
-            yield live_figure(losses, n), status, units, _session_id(request)
-    except ValueError as err:
-        raise as_gr_error(err) from err
-    yield (
-        live_figure(losses, n),
-        f"Done: {n} steps. The adapted copies live in this browser session only; generate or score below.",
-        units,
-        _session_id(request),
-    )
+    for step in adapter.train(text, n):
+        for name, loss in step.losses.items():
+            losses[name].append(loss)
+        if progress is not None:
+            progress((step.step, step.steps), desc="adapting")
+        status = f"Step {step.step}/{step.steps} · {step.seconds:.0f} s · " + " · ".join(
+            f"{name} {loss:.2f} bits/byte" for name, loss in step.losses.items()
+        )
+        yield live_figure(losses, n), status, units, session
+    done = f"Done: {n} steps. The adapted copies live in this browser session only; generate or score below."
+    yield live_figure(losses, n), done, units, session
 
 
 @user_errors

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +12,7 @@ import gradio as gr
 import pandas as pd
 import plotly.graph_objects as go
 
-from playground import bpe_steps, learn
+from playground import bpe_steps, learn, segment
 from playground.config import AppConfig
 from playground.ui.common import on_gpu, short_name, user_errors
 from playground.ui.segment import CSS, render_html
@@ -23,13 +25,8 @@ FIGURES = Path(__file__).resolve().parents[2] / "assets" / "figures"
 
 def units_view(text: str, config: AppConfig) -> tuple[str, pd.DataFrame]:
     result = learn.units_lesson(text, config.models)
-    words = len(text.split())
     rows = [
-        {
-            "unit": short_name(name),
-            "units": seg.count,
-            "units per word": round(seg.count / words, 2) if words else None,
-        }
+        {"unit": short_name(name), "units": seg.count, "units per word": segment.stats(seg, text).units_per_word}
         for name, seg in result.items()
     ]
     return render_html([("", text, result)], list(result), visible_ws=True), pd.DataFrame(rows)
@@ -76,8 +73,8 @@ def bpe_view(stepper: bpe_steps.BPEStepper, k: float) -> tuple[str, str, pd.Data
             f"Merge {step.k}: “{html.escape(bpe_steps.show_bytes(m.left))}” + "
             f"“{html.escape(bpe_steps.show_bytes(m.right))}” → “{html.escape(bpe_steps.show_bytes(m.merged))}”, "
             f"the most frequent pair at that point ({step.last_count} times in the text). "
-            f"Units per word: {step.clean.count / max(1, len(stepper.text.split())):.2f} in the text, "
-            f"{step.misspelled.count / max(1, len(step.misspelled_text.split())):.2f} in the misspelled copy."
+            f"Units per word: {segment.stats(step.clean, stepper.text).units_per_word:.2f} in the text, "
+            f"{segment.stats(step.misspelled, step.misspelled_text).units_per_word:.2f} in the misspelled copy."
         )
     return cards, note, _merge_table(step), _curve_figure(step)
 
@@ -105,50 +102,77 @@ def typo_view(text: str, seed: float, config: AppConfig) -> tuple[str, pd.DataFr
 # ------------------------------------------------------------------------------------------ layout
 
 
-N_STEPS = 5
+N_STEPS = len(learn.LESSONS) + 1  # the lessons, then the glossary
 
 
-def _nav_buttons(step: int) -> tuple[gr.Button | None, gr.Button | None]:
-    """The Back / Next buttons of a lesson (wired in `build_tab` once every panel exists)."""
+class _Panels:
+    """The lessons' accordion panels, one open at a time, each ending in Back / Next buttons."""
+
+    def __init__(self) -> None:
+        self.accordions: list[gr.Accordion] = []
+        self.buttons: list[tuple[gr.Button | None, gr.Button | None]] = []
+
+    @contextmanager
+    def panel(self, title: str) -> Iterator[None]:
+        i = len(self.accordions)
+        with gr.Accordion(title, open=i == 0, elem_id=f"learn-step-{i}") as acc:
+            yield
+            with gr.Row():
+                back = gr.Button("← Back", size="sm", elem_id=f"learn-back-{i}") if i > 0 else None
+                forward = (
+                    gr.Button("Next →", size="sm", variant="primary", elem_id=f"learn-next-{i}")
+                    if i < N_STEPS - 1
+                    else None
+                )
+        self.accordions.append(acc)
+        self.buttons.append((back, forward))
+
+    def wire(self) -> None:
+        """Back / Next open the neighbour and close the rest (once every panel exists)."""
+
+        def go_to(target: int) -> list[gr.Accordion]:
+            return [gr.Accordion(open=i == target) for i in range(len(self.accordions))]
+
+        for i, (back, forward) in enumerate(self.buttons):
+            if back is not None:
+                back.click(lambda i=i: go_to(i - 1), outputs=self.accordions, api_name=False)
+            if forward is not None:
+                forward.click(lambda i=i: go_to(i + 1), outputs=self.accordions, api_name=False)
+
+
+def _sentence_lesson(
+    lesson: learn.Lesson, button: str, table_label: str, seed: bool = False
+) -> tuple[list[gr.components.Component], gr.Button, gr.HTML, gr.Dataframe]:
+    """A lesson on one sentence: its text (and a typo seed), a run button, the cut as cards, a table."""
+    gr.Markdown(lesson.body)
     with gr.Row():
-        back = gr.Button("← Back", size="sm", elem_id=f"learn-back-{step}") if step > 0 else None
-        forward = (
-            gr.Button("Next →", size="sm", variant="primary", elem_id=f"learn-next-{step}")
-            if step < N_STEPS - 1
-            else None
-        )
-    return back, forward
+        inputs = [
+            gr.Textbox(value=lesson.example, label="Sentence", lines=2, scale=3, elem_id=f"learn-{lesson.key}-text")
+        ]
+        if seed:
+            inputs.append(
+                gr.Number(value=0, precision=0, label="Typo seed", scale=1, elem_id=f"learn-{lesson.key}-seed")
+            )
+    run = gr.Button(button, variant="primary", elem_id=f"learn-{lesson.key}-run")
+    cards = gr.HTML(css_template=CSS, elem_id=f"learn-{lesson.key}-cards")
+    table = gr.Dataframe(label=table_label, interactive=False, elem_id=f"learn-{lesson.key}-table")
+    return inputs, run, cards, table
 
 
 def build_tab(config: AppConfig) -> None:
     """Create the lessons and wire their events (inside a gr.Tab)."""
-    units, bpe, typo = learn.LESSONS
+    units, vocabulary, bpe, typo = learn.LESSONS
     gr.Markdown(
         "A short path through how language models cut text into units. Each step runs the real code of the "
         "playground on its example; change the text and run it again. The other tabs go deeper."
     )
-    steps: list[gr.Accordion] = []
-    navs: list[tuple[gr.Button | None, gr.Button | None]] = []
-    with gr.Accordion(units.title, open=True, elem_id="learn-step-0") as acc:
-        gr.Markdown(units.body)
-        u_text = gr.Textbox(value=units.example, label="Sentence", lines=2, elem_id="learn-units-text")
-        u_run = gr.Button("Cut it", variant="primary", elem_id="learn-units-run")
-        u_cards = gr.HTML(css_template=CSS, elem_id="learn-units-cards")
-        u_table = gr.Dataframe(label="Units per word", interactive=False, elem_id="learn-units-table")
-        navs.append(_nav_buttons(0))
-    steps.append(acc)
-    with gr.Accordion("2 · Why vocabularies matter", open=False, elem_id="learn-step-1") as acc:
-        gr.Markdown(
-            "A vocabulary learned mostly from English text has tokens for English words. German or Spanish "
-            "words, which it saw rarely, fall apart into more pieces: more units per word. HAT words stay "
-            "about one unit per word in every language. The chart counts units per word on the validation "
-            "text of each language (`python bench/units_per_word.py`); the **Adaptation** tab shows what "
-            "this means when a model learns a new language."
-        )
+    panels = _Panels()
+    with panels.panel(units.title):
+        u_inputs, u_run, u_cards, u_table = _sentence_lesson(units, "Cut it", "Units per word")
+    with panels.panel(vocabulary.title):
+        gr.Markdown(vocabulary.body)
         gr.Image(str(FIGURES / "units_per_word.png"), show_label=False, interactive=False, elem_id="learn-upw")
-        navs.append(_nav_buttons(1))
-    steps.append(acc)
-    with gr.Accordion(bpe.title, open=False, elem_id="learn-step-2") as acc:
+    with panels.panel(bpe.title):
         gr.Markdown(bpe.body)
         stepper = gr.State(None)
         with gr.Row():
@@ -166,32 +190,11 @@ def build_tab(config: AppConfig) -> None:
         with gr.Row():
             b_merges = gr.Dataframe(label="Merge table (newest first)", interactive=False, elem_id="learn-bpe-merges")
             b_curve = gr.Plot(label="Units per word as merges grow", elem_id="learn-bpe-curve")
-        navs.append(_nav_buttons(2))
-    steps.append(acc)
-    with gr.Accordion(typo.title, open=False, elem_id="learn-step-3") as acc:
-        gr.Markdown(typo.body)
-        with gr.Row():
-            t_text = gr.Textbox(value=typo.example, label="Sentence", lines=2, scale=3, elem_id="learn-typo-text")
-            t_seed = gr.Number(value=0, precision=0, label="Typo seed", scale=1, elem_id="learn-typo-seed")
-        t_run = gr.Button("Add typos and read", variant="primary", elem_id="learn-typo-run")
-        t_cards = gr.HTML(css_template=CSS, elem_id="learn-typo-cards")
-        t_table = gr.Dataframe(label="Bits per byte", interactive=False, elem_id="learn-typo-table")
-        navs.append(_nav_buttons(3))
-    steps.append(acc)
-    with gr.Accordion("Glossary", open=False, elem_id="learn-step-4") as acc:
+    with panels.panel(typo.title):
+        t_inputs, t_run, t_cards, t_table = _sentence_lesson(typo, "Add typos and read", "Bits per byte", seed=True)
+    with panels.panel(learn.GLOSSARY_TITLE):
         gr.Markdown("\n".join(f"- **{term}**: {meaning}" for term, meaning in learn.GLOSSARY.items()))
-        navs.append(_nav_buttons(4))
-
-    steps.append(acc)
-
-    def go_to(target: int) -> list[gr.Accordion]:  # one lesson open at a time
-        return [gr.Accordion(open=i == target) for i in range(N_STEPS)]
-
-    for i, (back, forward) in enumerate(navs):
-        if back is not None:
-            back.click(lambda i=i: go_to(i - 1), outputs=steps, api_name=False)
-        if forward is not None:
-            forward.click(lambda i=i: go_to(i + 1), outputs=steps, api_name=False)
+    panels.wire()
 
     @user_errors
     def cut(text: str) -> tuple[str, pd.DataFrame]:
@@ -213,7 +216,7 @@ def build_tab(config: AppConfig) -> None:
     def read(text: str, seed: float) -> tuple[str, pd.DataFrame]:
         return typo_view(text, seed, config)
 
-    u_run.click(cut, inputs=[u_text], outputs=[u_cards, u_table], api_name="learn_units")
+    u_run.click(cut, inputs=u_inputs, outputs=[u_cards, u_table], api_name="learn_units")
     b_train.click(
         train, inputs=[b_text], outputs=[stepper, b_k, b_cards, b_note, b_merges, b_curve], api_name="learn_bpe"
     )
@@ -223,4 +226,4 @@ def build_tab(config: AppConfig) -> None:
         outputs=[stepper, b_cards, b_note, b_merges, b_curve],
         api_name="learn_bpe_step",
     )
-    t_run.click(on_gpu(read), inputs=[t_text, t_seed], outputs=[t_cards, t_table], api_name="learn_typo")
+    t_run.click(on_gpu(read), inputs=t_inputs, outputs=[t_cards, t_table], api_name="learn_typo")
