@@ -28,12 +28,15 @@ import models  # noqa: F401  (sets OMP_WAIT_POLICY before torch is imported)
 from models import registry
 from models.device import DEVICE_CHOICES, QUANTIZE_CHOICES
 from playground.config import DEFAULT_MAX_TEXT_CHARS, AppConfig
+from playground.ui.links import share_row
+from playground.ui.links import wire as wire_links
 
 logger = logging.getLogger("hat_playground")
 
 TITLE = "HAT Playground"
 
-# One entry per view: (tab label, module with `build_tab(config: AppConfig) -> None`).
+# One entry per view: (tab label, module with `KEY` (its name in links) and
+# `build_tab(config: AppConfig) -> playground.ui.links.TabState`).
 # Add your view's line here; every listed module must import.
 TABS: list[tuple[str, str]] = [
     ("Learn", "playground.ui.learn"),
@@ -169,15 +172,18 @@ def build_config(args: argparse.Namespace) -> AppConfig:
 
 
 def build_app(config: AppConfig, tabs: Sequence[tuple[str, str]] = TABS) -> gr.Blocks:
-    """The gr.Blocks with one tab per view."""
+    """The gr.Blocks with one tab per view, each with a copy-link button; a shared link reopens its view."""
+    states = []
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(INTRO)
-        with gr.Tabs():
+        with gr.Tabs() as tab_bar:
             for label, module_name in tabs:
                 start = time.perf_counter()
                 module = importlib.import_module(module_name)
-                with gr.Tab(label):
-                    module.build_tab(config)
+                with gr.Tab(label, id=module.KEY):
+                    state = module.build_tab(config)
+                    share_row(state, config)
+                states.append(state)
                 logger.info("Tab %r (%s) built in %.1f s", label, module_name, time.perf_counter() - start)
         specs = [registry.get_spec(name) for name in config.models]
         gr.Markdown(
@@ -185,6 +191,7 @@ def build_app(config: AppConfig, tabs: Sequence[tuple[str, str]] = TABS) -> gr.B
             + ", ".join(f"{s.name} ({s.family})" for s in specs)
             + "</small>"
         )
+        wire_links(tab_bar, states, config, demo)
     return demo
 
 

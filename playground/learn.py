@@ -4,6 +4,11 @@
 - `bpe_lesson`: byte-level BPE learned step by step on a text and a misspelled copy (`playground.bpe_steps`).
 - `typo_lesson`: what a typo does to each model: the cut and bits per byte of the clean and the
   misspelled sentence (`playground.segment`, `playground.robustness`).
+- `hat_lesson`: how HAT reads and writes: its words and the attention of its three levels, byte
+  encoder, word backbone and byte decoder (`playground.attention`).
+- `speculative_lesson`: why speculative decoding is lossless: one prompt decoded plainly and with
+  drafts checked by the target, the same text, and the step that accepted most
+  (`playground.speculative`).
 
 The lessons' words live here too (`LESSONS`, `GLOSSARY`), so the UI only lays them out.
 """
@@ -15,8 +20,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from models import registry
-from playground import bpe_steps, robustness, segment
+from playground import attention, bpe_steps, robustness, segment
 from playground.config import validate_text
+from playground.speculative.compare import RunSettings, compare, to_json
 
 MAX_LESSON_CHARS = 600
 LESSON_LIMIT_NOTE = "lessons take short texts; the other tabs take longer ones"
@@ -74,6 +80,27 @@ LESSONS: tuple[Lesson, ...] = (
         "to guess each byte (lower is better). A typo changes one word vector for HAT; for BPE it can "
         "change how many tokens the word has and which ones.",
         "The quick brown fox jumps over the lazy dog while the children watch from the garden.",
+    ),
+    Lesson(
+        "hat",
+        "5 · How HAT reads and writes",
+        "HAT works at three levels, each a small transformer with its own **attention** (which earlier "
+        "units each position looks at; brighter = more). The **byte encoder** reads the bytes of one word "
+        "at a time, so its map is a chain of small squares, one per word, and sums each word up in one "
+        "vector. The **word backbone**, the big part, reads those vectors in order: each word looks only "
+        "at the words before it. The **byte decoder** then spells the next word byte by byte, looking at "
+        "the backbone's context and the bytes it already wrote. Words in, bytes out: no vocabulary.",
+        "HAT reads whole words and spells the next one.",
+    ),
+    Lesson(
+        "speculative",
+        "6 · Why speculative decoding is lossless",
+        "A big model writes one token per pass. **Speculative decoding** lets a cheap drafter guess a few "
+        "next tokens (here: copy what followed the same tokens earlier in the text), and the big model "
+        "checks all the guesses in **one** pass. It keeps the guesses it would have written itself "
+        "(**accepted**, green) and adds its own next token after the first wrong one (orange). So the text "
+        "is exactly the one plain decoding writes, only in fewer passes. Below, both run on the same prompt.",
+        "Roses are red, violets are blue. Roses are red, violets are blue. Roses are",
     ),
 )
 
@@ -153,3 +180,56 @@ def typo_lesson(text: str | None, models: Sequence[str], seed: int = 0, rate: fl
             m.name: {"clean": m.bpb_clean, "perturbed": m.bpb_perturbed, "rise": m.rise} for m in result.models
         },
     }
+
+
+def _hat_model(models: Sequence[str]) -> str:
+    """The HAT model a lesson shows: hat-tiny when offered, else the first HAT; a user error without one."""
+    hats = [n for n in models if registry.get_spec(n).family == "hat"]
+    if not hats:
+        raise ValueError("This lesson needs a HAT model, and this app offers none (see --models).")
+    return "hat-tiny" if "hat-tiny" in hats else hats[0]
+
+
+@dataclass(frozen=True)
+class HatLesson:
+    model: str
+    words: list[str]  # the text cut into HAT's words
+    maps: dict[str, attention.Heatmap]  # encoder, backbone, decoder: the last layer, mean of heads
+    units: dict[str, int]  # positions per level
+
+
+def hat_lesson(text: str | None, models: Sequence[str]) -> HatLesson:
+    """Lesson 5: the text as HAT's words, and the last layer's attention at each of its three levels."""
+    text = validate_text(text, MAX_LESSON_CHARS, limit_note=LESSON_LIMIT_NOTE)
+    name = _hat_model(models)
+    result = attention.cached_attention(name, text)
+    maps, units = {}, {}
+    for level in ("encoder", "backbone", "decoder"):
+        lvl = result.level(level)
+        maps[level] = attention.heatmap(result, level, layer=lvl.n_layers - 1, how="mean")
+        units[level] = lvl.n_units
+    words = [text[a:b] for a, b in result.word_spans]
+    return HatLesson(name, words, maps, units)
+
+
+SPECULATIVE_LESSON_TOKENS = 24
+
+
+def speculative_lesson(prompt: str | None, models: Sequence[str]) -> dict[str, Any]:
+    """Lesson 6: the prompt decoded greedily, plainly and speculatively (prompt-lookup drafts checked by
+    the target), by bpe-tiny when offered; the speculative view's JSON, the step that accepted most
+    (`best_step`) and whether the two texts are identical (`identical`)."""
+    prompt = validate_text(prompt, MAX_LESSON_CHARS, limit_note=LESSON_LIMIT_NOTE)
+    target = _bpe_model(models)
+    if target is None:
+        raise ValueError("This lesson needs a BPE model, and this app offers none (see --models).")
+    lm = registry.load_model(target)
+    settings = RunSettings("prompt-lookup", max_new_tokens=SPECULATIVE_LESSON_TOKENS, tree_budget=6, max_depth=6)
+    comparison = compare(lm.model, lm.tokenizer, prompt, settings)
+    data = to_json(comparison, lm.tokenizer)
+    data["plain_passes"] = comparison.plain.target_passes
+    steps = data["steps"]
+    data["best_step"] = max(range(len(steps)), key=lambda i: len(steps[i]["accepted_nodes"])) if steps else 0
+    data["identical"] = data["summary"]["identical"]
+    data["model"] = target
+    return data

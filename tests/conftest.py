@@ -233,6 +233,16 @@ def hat_app_url(tiny_bpe_dir: Path, tiny_hat_dir: Path, tmp_path_factory: pytest
         yield url
 
 
+TRAINED_MODELS = ["hat-tiny", "bpe-tiny", "byte-tiny"]  # trained by this project, shipped in assets/models
+
+
+@pytest.fixture(scope="session")
+def trained_app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The URL of an app serving the project's own tiny models (the ones the lessons are written for)."""
+    with running_app(TRAINED_MODELS, tmp_path_factory.mktemp("trained-app") / "app.log") as url:
+        yield url
+
+
 @pytest.fixture(scope="session")
 def pretrained_models() -> list[str]:
     """Built-in models available on this installation (pretrained packages, trained checkpoints)."""

@@ -14,10 +14,12 @@ from plotly.subplots import make_subplots
 
 from models import registry
 from playground import adaptation as core
-from playground import segment
+from playground import links, segment
 from playground.config import AppConfig
 from playground.ui.common import on_gpu, user_errors
+from playground.ui.links import TabState
 
+KEY = "adaptation"  # the tab's name in links
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "assets" / "examples" / "adaptation"
 REPORT = Path(__file__).resolve().parents[2] / "assets" / "reports" / "adaptation.json"  # bench/adaptation.py
 COLOURS = {"hat-tiny": "#e8590c", "bpe-tiny": "#1c7ed6", "byte-tiny": "#2f9e44"}
@@ -338,7 +340,7 @@ def _live_section(limits: core.LiveLimits, available: bool) -> dict[str, Any]:
     return c
 
 
-def build_tab(config: AppConfig) -> None:
+def build_tab(config: AppConfig) -> TabState:
     """Create the adaptation components and wire their events (inside a gr.Tab)."""
     gr.Markdown(
         "Does a hierarchical model learn a **new language** faster? The HAT paper reports that in continued "
@@ -381,3 +383,7 @@ def build_tab(config: AppConfig) -> None:
     live["score"].click(
         on_gpu(run_score), inputs=[live["heldout"]], outputs=[live["scores"]], api_name="adaptation_score"
     )
+    shared = {"language": language, "text": live["text"], "steps": live["steps"], "prompt": live["prompt"]}
+    shared["scored_text"] = live["heldout"]
+    # A link sets the texts and settings; the live run itself stays a click (one per session).
+    return TabState(KEY, shared, bounds={"text": links.Field("text", max_chars=SESSIONS.limits.max_chars)})

@@ -26,13 +26,17 @@ from plotly.subplots import make_subplots
 
 from models.registry import get_spec
 from playground import attention as core
+from playground import links
 from playground.ui.common import check_text, model_choices, on_gpu, short_name, user_errors
+from playground.ui.links import TabState
 
 if TYPE_CHECKING:
     from playground.config import AppConfig
 
 log = logging.getLogger(__name__)
 
+KEY = "attention"  # the tab's name in links
+MAX_LINK_LAYERS = 256  # a link's layer or head index is checked against the models after it runs
 NONE = ""  # model B: nothing
 LEVELS = ("encoder", "backbone", "decoder")
 AGG_CHOICES = [
@@ -408,7 +412,7 @@ def render(
     }
 
 
-def build_tab(config: AppConfig) -> None:
+def build_tab(config: AppConfig) -> TabState:
     """Create the attention-maps components and wire their events (inside a gr.Tab)."""
     choices = model_choices(config)
     names = [n for _, n in choices]
@@ -537,8 +541,10 @@ def build_tab(config: AppConfig) -> None:
         )
 
     common = {"concurrency_id": "attention", "concurrency_limit": 1}
+    replay = gr.State(0)  # changed by a shared link or a lesson's "try it"
     run.click(on_gpu(show), controls, outputs, api_name="attention", **common)
-    text.submit(on_gpu(show), controls, outputs, api_visibility="private", **common)
+    for trigger in (text.submit, replay.change):
+        trigger(on_gpu(show), controls, outputs, api_visibility="private", **common)
     for radio in (level, axes, how, scale):
         radio.input(show, controls, outputs, api_visibility="private", **common)
     for slider in (layer, head):
@@ -595,6 +601,12 @@ def build_tab(config: AppConfig) -> None:
             concurrency_id="attention-export",
             concurrency_limit=1,
         )
+
+    shared = {"text": text, "model_a": model_a, "model_b": model_b, "level": level, "axes": axes, "heads": how}
+    shared |= {"colour": scale, "layer": layer, "head": head}
+    # The layer and head sliders get their range from the models after a run: bound them loosely here.
+    bounds = {"layer": links.Field("int", 0, MAX_LINK_LAYERS), "head": links.Field("int", 0, MAX_LINK_LAYERS)}
+    return TabState(KEY, shared, replay, bounds)
 
 
 def _slug(name: str) -> str:

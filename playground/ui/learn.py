@@ -12,10 +12,15 @@ import gradio as gr
 import pandas as pd
 import plotly.graph_objects as go
 
-from playground import bpe_steps, learn, segment
+from playground import bpe_steps, learn, links, segment
 from playground.config import AppConfig
+from playground.ui import speculative as spec_ui
+from playground.ui.attention import heatmap_figure
 from playground.ui.common import on_gpu, short_name, user_errors
+from playground.ui.links import TabState, TryIt
 from playground.ui.segment import CSS, render_html
+
+KEY = "learn"  # the tab's name in links
 
 FIGURES = Path(__file__).resolve().parents[2] / "assets" / "figures"
 
@@ -33,7 +38,9 @@ def units_view(text: str, config: AppConfig) -> tuple[str, pd.DataFrame]:
 
 
 def _merge_table(step: learn.BPELessonStep) -> pd.DataFrame:
-    show = bpe_steps.show_bytes
+    def show(piece: bytes) -> str:
+        return segment.visible(bpe_steps.show_bytes(piece))
+
     rows = [
         {"merge": m.rank, "left": show(m.left), "right": show(m.right), "new unit": show(m.merged)}
         for m in step.merges[-12:][::-1]  # the newest first
@@ -70,8 +77,8 @@ def bpe_view(stepper: bpe_steps.BPEStepper, k: float) -> tuple[str, str, pd.Data
     else:
         m = step.merges[-1]
         note = (
-            f"Merge {step.k}: “{html.escape(bpe_steps.show_bytes(m.left))}” + "
-            f"“{html.escape(bpe_steps.show_bytes(m.right))}” → “{html.escape(bpe_steps.show_bytes(m.merged))}”, "
+            f"Merge {step.k}: “{html.escape(segment.visible(bpe_steps.show_bytes(m.left)))}” + "
+            f"“{html.escape(segment.visible(bpe_steps.show_bytes(m.right)))}” → “{html.escape(segment.visible(bpe_steps.show_bytes(m.merged)))}”, "
             f"the most frequent pair at that point ({step.last_count} times in the text). "
             f"Units per word: {segment.stats(step.clean, stepper.text).units_per_word:.2f} in the text, "
             f"{segment.stats(step.misspelled, step.misspelled_text).units_per_word:.2f} in the misspelled copy."
@@ -99,26 +106,63 @@ def typo_view(text: str, seed: float, config: AppConfig) -> tuple[str, pd.DataFr
     return cards, pd.DataFrame(rows)
 
 
+def hat_view(text: str, config: AppConfig) -> tuple[str, go.Figure, pd.DataFrame]:
+    lesson = learn.hat_lesson(text, config.models)
+    words = "".join(f'<span class="u c{i % 6}">{html.escape(w)}</span>' for i, w in enumerate(lesson.words))
+    cards = f'<div class="seg-card"><div class="seg-units">{words}</div></div>'
+    fig = heatmap_figure([lesson.maps[level] for level in ("encoder", "backbone", "decoder")])
+    what = {
+        "encoder": "bytes of each word, plus one [WORD] summary per word",
+        "backbone": "[BOS] and one vector per word",
+        "decoder": "backbone context and bytes, per word",
+    }
+    rows = [{"level": lvl, "positions": n, "what they are": what[lvl]} for lvl, n in lesson.units.items()]
+    return cards, fig, pd.DataFrame(rows)
+
+
+def speculative_view(prompt: str, config: AppConfig) -> tuple[str, go.Figure, str]:
+    data = learn.speculative_lesson(prompt, config.models)
+    best = data["best_step"]
+    s = data["summary"]
+    same = "**identical** ✓" if data["identical"] else "**different** ✗ (a bug: please report it)"
+    note = (
+        f"{data['model']} wrote {s['new_tokens']} tokens. Plain decoding took {data['plain_passes']} passes of "
+        f"the model; with drafts it took {s['steps']} ({s['tokens_per_forward']:.2f} tokens per pass). The two "
+        f"texts are {same}. The tree below is step {best}, the one that accepted most: "
+        + spec_ui.step_markdown(data, best)
+    )
+    return note, spec_ui.tree_figure(data["steps"][best] if data["steps"] else None), spec_ui.text_html(data, best)
+
+
 # ------------------------------------------------------------------------------------------ layout
 
 
 N_STEPS = len(learn.LESSONS) + 1  # the lessons, then the glossary
+MAX_MERGES = 60  # the BPE lesson learns this many merges at most
+LESSON_KEYS = tuple(lesson.key for lesson in learn.LESSONS) + ("glossary",)
 
 
 class _Panels:
-    """The lessons' accordion panels, one open at a time, each ending in Back / Next buttons."""
+    """The lessons' accordion panels, one open at a time, each ending in Back / Next buttons (and a
+    "try it" button when the lesson has a full tab). `current` holds the open lesson's key."""
 
     def __init__(self) -> None:
         self.accordions: list[gr.Accordion] = []
         self.buttons: list[tuple[gr.Button | None, gr.Button | None]] = []
+        self.current = gr.State(LESSON_KEYS[0])
 
     @contextmanager
-    def panel(self, title: str) -> Iterator[None]:
+    def panel(self, title: str, try_it: str | None = None) -> Iterator[list[gr.Button | None]]:
         i = len(self.accordions)
         with gr.Accordion(title, open=i == 0, elem_id=f"learn-step-{i}") as acc:
-            yield
+            button: list[gr.Button | None] = [None]  # the "try it" button, made after the lesson's content
+            yield button
             with gr.Row():
                 back = gr.Button("← Back", size="sm", elem_id=f"learn-back-{i}") if i > 0 else None
+                if try_it:
+                    button[0] = gr.Button(
+                        f"Try it: open {try_it} →", size="sm", variant="secondary", elem_id=f"learn-try-{i}"
+                    )
                 forward = (
                     gr.Button("Next →", size="sm", variant="primary", elem_id=f"learn-next-{i}")
                     if i < N_STEPS - 1
@@ -127,22 +171,24 @@ class _Panels:
         self.accordions.append(acc)
         self.buttons.append((back, forward))
 
+    def go_to(self, target: int) -> list[Any]:
+        return [*(gr.Accordion(open=i == target) for i in range(len(self.accordions))), LESSON_KEYS[target]]
+
     def wire(self) -> None:
         """Back / Next open the neighbour and close the rest (once every panel exists)."""
-
-        def go_to(target: int) -> list[gr.Accordion]:
-            return [gr.Accordion(open=i == target) for i in range(len(self.accordions))]
-
+        outputs = [*self.accordions, self.current]
         for i, (back, forward) in enumerate(self.buttons):
             if back is not None:
-                back.click(lambda i=i: go_to(i - 1), outputs=self.accordions, api_name=False)
+                back.click(lambda i=i: self.go_to(i - 1), outputs=outputs, api_name=False)
             if forward is not None:
-                forward.click(lambda i=i: go_to(i + 1), outputs=self.accordions, api_name=False)
+                forward.click(lambda i=i: self.go_to(i + 1), outputs=outputs, api_name=False)
+        for i, acc in enumerate(self.accordions):  # a panel opened by hand is the current one
+            acc.expand(lambda i=i: LESSON_KEYS[i], outputs=self.current, api_name=False)
 
 
 def _sentence_lesson(
-    lesson: learn.Lesson, button: str, table_label: str, seed: bool = False
-) -> tuple[list[gr.components.Component], gr.Button, gr.HTML, gr.Dataframe]:
+    lesson: learn.Lesson, button: str, table_label: str | None, seed: bool = False, css: str = CSS
+) -> tuple[list[gr.components.Component], gr.Button, gr.HTML, gr.Dataframe | None]:
     """A lesson on one sentence: its text (and a typo seed), a run button, the cut as cards, a table."""
     gr.Markdown(lesson.body)
     with gr.Row():
@@ -154,25 +200,29 @@ def _sentence_lesson(
                 gr.Number(value=0, precision=0, label="Typo seed", scale=1, elem_id=f"learn-{lesson.key}-seed")
             )
     run = gr.Button(button, variant="primary", elem_id=f"learn-{lesson.key}-run")
-    cards = gr.HTML(css_template=CSS, elem_id=f"learn-{lesson.key}-cards")
-    table = gr.Dataframe(label=table_label, interactive=False, elem_id=f"learn-{lesson.key}-table")
+    cards = gr.HTML(css_template=css, elem_id=f"learn-{lesson.key}-cards")
+    table = (
+        gr.Dataframe(label=table_label, interactive=False, elem_id=f"learn-{lesson.key}-table")
+        if table_label
+        else None
+    )
     return inputs, run, cards, table
 
 
-def build_tab(config: AppConfig) -> None:
+def build_tab(config: AppConfig) -> TabState:
     """Create the lessons and wire their events (inside a gr.Tab)."""
-    units, vocabulary, bpe, typo = learn.LESSONS
+    units, vocabulary, bpe, typo, hat, spec = learn.LESSONS
     gr.Markdown(
         "A short path through how language models cut text into units. Each step runs the real code of the "
-        "playground on its example; change the text and run it again. The other tabs go deeper."
+        "playground on its example; change the text and run it again, or open the full tab with **Try it**."
     )
     panels = _Panels()
-    with panels.panel(units.title):
+    with panels.panel(units.title, "Token boundaries") as u_try:
         u_inputs, u_run, u_cards, u_table = _sentence_lesson(units, "Cut it", "Units per word")
-    with panels.panel(vocabulary.title):
+    with panels.panel(vocabulary.title, "Adaptation") as v_try:
         gr.Markdown(vocabulary.body)
         gr.Image(str(FIGURES / "units_per_word.png"), show_label=False, interactive=False, elem_id="learn-upw")
-    with panels.panel(bpe.title):
+    with panels.panel(bpe.title, "Token boundaries") as b_try:
         gr.Markdown(bpe.body)
         stepper = gr.State(None)
         with gr.Row():
@@ -184,14 +234,21 @@ def build_tab(config: AppConfig) -> None:
                 elem_id="learn-bpe-text",
             )
             b_train = gr.Button("Learn merges", variant="primary", scale=1, elem_id="learn-bpe-train")
-        b_k = gr.Slider(0, 60, value=0, step=1, label="k: merges applied", elem_id="learn-bpe-k")
+        b_k = gr.Slider(0, MAX_MERGES, value=0, step=1, label="k: merges applied", elem_id="learn-bpe-k")
         b_note = gr.Markdown(elem_id="learn-bpe-note")
         b_cards = gr.HTML(css_template=CSS, elem_id="learn-bpe-cards")
         with gr.Row():
             b_merges = gr.Dataframe(label="Merge table (newest first)", interactive=False, elem_id="learn-bpe-merges")
             b_curve = gr.Plot(label="Units per word as merges grow", elem_id="learn-bpe-curve")
-    with panels.panel(typo.title):
+    with panels.panel(typo.title, "Robustness") as t_try:
         t_inputs, t_run, t_cards, t_table = _sentence_lesson(typo, "Add typos and read", "Bits per byte", seed=True)
+    with panels.panel(hat.title, "Attention maps") as h_try:
+        h_inputs, h_run, h_cards, h_table = _sentence_lesson(hat, "Read it", "Positions at each level")
+        h_plot = gr.Plot(label="Attention, last layer of each level (mean of heads)", elem_id="learn-hat-plot")
+    with panels.panel(spec.title, "Speculative decoding") as s_try:
+        s_inputs, s_run, s_text, _ = _sentence_lesson(spec, "Decode both ways", None, css=spec_ui.CSS)
+        s_note = gr.Markdown(elem_id="learn-speculative-note")
+        s_tree = gr.Plot(label="Draft tree of one step", elem_id="learn-speculative-tree")
     with panels.panel(learn.GLOSSARY_TITLE):
         gr.Markdown("\n".join(f"- **{term}**: {meaning}" for term, meaning in learn.GLOSSARY.items()))
     panels.wire()
@@ -201,21 +258,38 @@ def build_tab(config: AppConfig) -> None:
         return units_view(text, config)
 
     @user_errors
-    def train(text: str) -> tuple[bpe_steps.BPEStepper, Any, str, str, pd.DataFrame, go.Figure]:
-        s = bpe_steps.BPEStepper(text, 60)
-        k = min(10, s.n_merges)
+    def train(
+        text: str, k: float | None = None
+    ) -> tuple[bpe_steps.BPEStepper, Any, str, str, pd.DataFrame, go.Figure]:
+        s = bpe_steps.BPEStepper(text, MAX_MERGES)
+        k = min(10 if k is None else int(k), s.n_merges)
         return (s, gr.Slider(maximum=s.n_merges, value=k), *bpe_view(s, k))
 
     @user_errors
     def move(s: bpe_steps.BPEStepper | None, text: str, k: float) -> tuple[Any, ...]:
         if s is None:  # the slider moved before "Learn merges": learn from the box's text first
-            s = bpe_steps.BPEStepper(text, 60)
+            s = bpe_steps.BPEStepper(text, MAX_MERGES)
         return (s, *bpe_view(s, min(int(k), s.n_merges)))
 
     @user_errors
     def read(text: str, seed: float) -> tuple[str, pd.DataFrame]:
         return typo_view(text, seed, config)
 
+    @user_errors
+    def read_hat(text: str) -> tuple[str, go.Figure, pd.DataFrame]:
+        return hat_view(text, config)
+
+    @user_errors
+    def decode(prompt: str) -> tuple[str, go.Figure, str]:
+        return speculative_view(prompt, config)
+
+    lessons: dict[str, tuple[Any, list[Any], list[Any]]] = {
+        "units": (cut, u_inputs, [u_cards, u_table]),
+        "bpe": (train, [b_text, b_k], [stepper, b_k, b_cards, b_note, b_merges, b_curve]),
+        "typo": (read, t_inputs, [t_cards, t_table]),
+        "hat": (read_hat, h_inputs, [h_cards, h_plot, h_table]),
+        "speculative": (decode, s_inputs, [s_note, s_tree, s_text]),
+    }
     u_run.click(cut, inputs=u_inputs, outputs=[u_cards, u_table], api_name="learn_units")
     b_train.click(
         train, inputs=[b_text], outputs=[stepper, b_k, b_cards, b_note, b_merges, b_curve], api_name="learn_bpe"
@@ -227,3 +301,39 @@ def build_tab(config: AppConfig) -> None:
         api_name="learn_bpe_step",
     )
     t_run.click(on_gpu(read), inputs=t_inputs, outputs=[t_cards, t_table], api_name="learn_typo")
+    h_run.click(on_gpu(read_hat), inputs=h_inputs, outputs=[h_cards, h_plot, h_table], api_name="learn_hat")
+    s_run.click(on_gpu(decode), inputs=s_inputs, outputs=[s_note, s_tree, s_text], api_name="learn_speculative")
+
+    # A shared link opens its lesson and runs it on the link's text.
+    all_inputs = [i for _, inputs, _ in lessons.values() for i in inputs]
+    all_outputs = list(dict.fromkeys(o for _, _, outputs in lessons.values() for o in outputs))
+
+    def replay_lesson(key: str, *values: Any) -> list[Any]:
+        given = dict(zip(all_inputs, values, strict=True))
+        updates: dict[Any, Any] = {}
+        if key in lessons:
+            fn, inputs, outputs = lessons[key]
+            updates = dict(zip(outputs, fn(*(given[i] for i in inputs)), strict=True))
+        return [*panels.go_to(LESSON_KEYS.index(key))[:-1], *(updates.get(o, gr.skip()) for o in all_outputs)]
+
+    replay = gr.State(0)
+    replay.change(
+        on_gpu(replay_lesson), [panels.current, *all_inputs], [*panels.accordions, *all_outputs], api_name=False
+    )
+
+    fields = {"lesson": panels.current, "text": u_inputs[0], "bpe_text": b_text, "k": b_k}
+    fields |= {"typo_text": t_inputs[0], "seed": t_inputs[1], "hat_text": h_inputs[0], "prompt": s_inputs[0]}
+    bounds = {
+        "lesson": links.Field("choice", choices=LESSON_KEYS),
+        "k": links.Field("int", 0, MAX_MERGES),
+        "bpe_text": links.Field("text", max_chars=bpe_steps.MAX_TRAIN_CHARS),
+    }
+    try_its = [
+        TryIt(u_try[0], "segment", {"text": u_inputs[0], "units": ["bytes", "bpe-tiny", "hat-words"]}),
+        TryIt(v_try[0], "adaptation", {"language": "de"}),
+        TryIt(b_try[0], "segment", {"text": b_text, "units": ["bytes", "bpe-tiny", "hat-words"], "typos": True}),
+        TryIt(t_try[0], "robustness", {"text": t_inputs[0], "perturbation": "typo", "rate": 0.3, "seed": t_inputs[1]}),
+        TryIt(h_try[0], "attention", {"text": h_inputs[0], "model_a": "hat-tiny", "level": "encoder"}),
+        TryIt(s_try[0], "speculative", {"prompt": s_inputs[0], "target": "bpe-tiny", "drafter": "prompt-lookup"}),
+    ]
+    return TabState(KEY, fields, replay, bounds, try_its)

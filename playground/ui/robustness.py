@@ -29,12 +29,14 @@ from playground import perturb as P
 from playground import robustness as core
 from playground.segment import VISIBLE_WHITESPACE, visible
 from playground.ui.common import as_gr_error, check_models, check_text, model_selector, on_gpu, short_name
+from playground.ui.links import TabState
 
 if TYPE_CHECKING:
     from playground.config import AppConfig
 
 log = logging.getLogger(__name__)
 
+KEY = "robustness"  # the tab's name in links
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "assets" / "examples"
 DEFAULT_TEXT = (
     "The quick brown fox jumps over the lazy dog. Hierarchical models read bytes, build words, "
@@ -421,7 +423,7 @@ def _default_models(config: AppConfig) -> list[str]:
     return names[:4]
 
 
-def build_tab(config: AppConfig) -> None:
+def build_tab(config: AppConfig) -> TabState:
     """Create the robustness components and wire their events (inside a gr.Tab)."""
     gr.Markdown(
         "How much does a typo hurt? Perturb a share of the words and compare each model's **bits per "
@@ -512,6 +514,11 @@ def build_tab(config: AppConfig) -> None:
         on_gpu(compare), inputs=inputs, outputs=[texts_html, scores, heat, payload], api_name="robustness"
     )
     event.success(on_gpu(next_word), inputs=inputs, outputs=[next_words], api_name="robustness_next_word")
+    replay = gr.State(0)  # changed by a shared link or a lesson's "try it"
+    replayed = replay.change(
+        on_gpu(compare), inputs=inputs, outputs=[texts_html, scores, heat, payload], api_visibility="private"
+    )
+    replayed.success(on_gpu(next_word), inputs=inputs, outputs=[next_words], api_visibility="private")
     sweep_event = sweep_button.click(
         on_gpu(sweep),
         inputs=[text, models, kind, seed, step],
@@ -519,3 +526,4 @@ def build_tab(config: AppConfig) -> None:
         api_name="robustness_sweep",
     )
     stop_button.click(lambda: "Stopped.", outputs=[sweep_status], cancels=[sweep_event], api_name=False)
+    return TabState(KEY, dict(zip(["text", "models", "perturbation", "rate", "seed"], inputs, strict=True)), replay)

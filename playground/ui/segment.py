@@ -22,12 +22,14 @@ from plotly.subplots import make_subplots
 from models.registry import get_spec
 from playground import segment as core
 from playground.ui.common import as_gr_error, check_text, model_label, short_name
+from playground.ui.links import TabState
 
 if TYPE_CHECKING:
     from playground.config import AppConfig
 
 log = logging.getLogger(__name__)
 
+KEY = "segment"  # the tab's name in links
 N_COLORS = 6
 VARIANT_COLORS = {"clean": "#4c6ef5", "perturbed": "#f76707"}
 _INVISIBLE = {"Cf", "Cc", "Zl", "Zp", "Cn"}
@@ -474,7 +476,7 @@ def _choice_labels(config: AppConfig) -> list[tuple[str, str]]:
     return out
 
 
-def build_tab(config: AppConfig) -> None:
+def build_tab(config: AppConfig) -> TabState:
     """Create the token-boundaries components and wire their events (inside a gr.Tab)."""
     examples = core.load_examples()
     choices = _choice_labels(config)
@@ -545,7 +547,17 @@ def build_tab(config: AppConfig) -> None:
 
     inputs = [text, segmenters, max_word_bytes, threshold, visible_ws, perturb_on, seed]
     outputs = [cards, table, chart, entropy, raw]
+    replay = gr.State(0)  # changed by a shared link or a lesson's "try it"
     button.click(fn, inputs, outputs, api_name="segment")
-    # Same computation on Enter and on option changes, kept out of the API docs.
-    for trigger in (text.submit, visible_ws.change, perturb_on.change, threshold.release, max_word_bytes.submit):
+    # Same computation on Enter, on option changes and on a restored link, kept out of the API docs.
+    for trigger in (
+        text.submit,
+        visible_ws.change,
+        perturb_on.change,
+        threshold.release,
+        max_word_bytes.submit,
+        replay.change,
+    ):
         trigger(fn, inputs, outputs, api_visibility="private")
+    names = ["text", "units", "max_word_bytes", "threshold", "visible_whitespace", "typos", "seed"]
+    return TabState(KEY, dict(zip(names, inputs, strict=True)), replay)

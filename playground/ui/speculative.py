@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from models.registry import get_spec, load_model
+from playground import links
 from playground.segment import visible
 from playground.speculative.compare import (
     MAX_NEW_TOKENS,
@@ -29,10 +30,12 @@ from playground.speculative.hat_words import compare_words, to_json_words
 from playground.speculative.prompts import EXAMPLES
 from playground.speculative.tree import DraftTree, tree_layout, tree_layout_root_x
 from playground.ui.common import check_models, model_choices, on_gpu, user_errors
+from playground.ui.links import TabState
 
 if TYPE_CHECKING:
     from playground.config import AppConfig
 
+KEY = "speculative"  # the tab's name in links
 TOKEN_FAMILIES = ("bpe", "byte")
 STATUS_COLORS = {"accepted": "#2f9e44", "rejected": "#e03131", "unreached": "#adb5bd"}
 BONUS_COLOR = "#f59f00"
@@ -374,7 +377,7 @@ def show_step(data: dict[str, Any] | None, step: float | None) -> tuple[go.Figur
     return tree_figure(record), step_markdown(data, step), text_html(data, step)
 
 
-def build_tab(config: AppConfig) -> None:
+def build_tab(config: AppConfig) -> TabState:
     """Create the speculative-decoding components and wire their events (inside a gr.Tab)."""
     targets = model_choices(config, (*TOKEN_FAMILIES, "hat"))
     draft_targets = model_choices(config, TOKEN_FAMILIES)
@@ -464,17 +467,21 @@ def build_tab(config: AppConfig) -> None:
     state = gr.State(None)
 
     def on_drafter(name: str) -> tuple[Any, Any, Any]:
-        model_based = name in MODEL_DRAFTERS
         return (
             gr.update(visible=name == "draft-model"),
-            # The feature head's draft probabilities track acceptance, which the adaptive tree
-            # needs to size itself for the machine at hand (in bench/speculative.py within the
-            # paired runs' spread of the best fixed-size tree); the others start as chains.
-            gr.update(visible=model_based, **({"value": "adaptive"} if name in FEATURE_HEAD_DRAFTERS else {})),
+            gr.update(visible=name in MODEL_DRAFTERS),
             gr.update(info=DRAFTER_HELP.get(name, "")),
         )
 
+    def default_shape(name: str) -> Any:
+        # The feature head's draft probabilities track acceptance, which the adaptive tree
+        # needs to size itself for the machine at hand (in bench/speculative.py within the
+        # paired runs' spread of the best fixed-size tree); the others start as chains.
+        return gr.update(value="adaptive") if name in FEATURE_HEAD_DRAFTERS else gr.skip()
+
     drafter.change(on_drafter, drafter, [draft_model, shape, drafter], api_visibility="private")
+    # Only a user's pick changes the shape: a shared link's shape stays as it was shared.
+    drafter.input(default_shape, drafter, shape, api_visibility="private")
 
     hat_targets = {name for _, name in model_choices(config, ("hat",))}
 
@@ -484,13 +491,14 @@ def build_tab(config: AppConfig) -> None:
     target.change(on_target, target, weights, api_visibility="private")
 
     @user_errors
-    def on_run(*args: Any) -> tuple[Any, ...]:
+    def on_run(*args: Any, start: float | None = 0) -> tuple[Any, ...]:
         data = run_speculative(*args, config=config)
-        fig, info, body = show_step(data, 0)
+        first = _clamp(data, start)
+        fig, info, body = show_step(data, first)
         n = len(data["steps"])
         return (
             summary_markdown(data),
-            gr.update(maximum=max(n - 1, 1), value=0),
+            gr.update(maximum=max(n - 1, 1), value=first),
             fig,
             info,
             body,
@@ -499,12 +507,14 @@ def build_tab(config: AppConfig) -> None:
             data,
         )
 
-    run.click(
-        on_gpu(on_run),
-        [prompt, target, drafter, draft_model, shape, budget, temperature, max_new, chat, weights],
-        [summary, step, tree_plot, step_info, text, charts, raw, state],
-        api_name="speculative",
-    )
+    def on_replay(*args: Any) -> tuple[Any, ...]:  # a shared link's step comes last
+        return on_run(*args[:-1], start=args[-1])
+
+    settings = [prompt, target, drafter, draft_model, shape, budget, temperature, max_new, chat, weights]
+    outputs = [summary, step, tree_plot, step_info, text, charts, raw, state]
+    replay = gr.State(0)  # changed by a shared link or a lesson's "try it"
+    run.click(on_gpu(on_run), settings, outputs, api_name="speculative")
+    replay.change(on_gpu(on_replay), [*settings, step], outputs, api_visibility="private")
     step.change(show_step, [state, step], [tree_plot, step_info, text], api_visibility="private")
 
     def move(data: dict[str, Any] | None, current: float, delta: int) -> int:
@@ -512,3 +522,8 @@ def build_tab(config: AppConfig) -> None:
 
     prev_btn.click(lambda d, s: move(d, s, -1), [state, step], step, api_visibility="private")
     next_btn.click(lambda d, s: move(d, s, 1), [state, step], step, api_visibility="private")
+
+    names = ["prompt", "target", "drafter", "draft_model", "shape", "budget", "temperature", "max_new_tokens"]
+    shared = dict(zip([*names, "chat", "weights"], settings, strict=True)) | {"step": step}
+    # The step slider's range comes from the run: a link's step is checked against it after the run.
+    return TabState(KEY, shared, replay, {"step": links.Field("int", 0, MAX_NEW_TOKENS)})
