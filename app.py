@@ -28,12 +28,14 @@ import models  # noqa: F401  (sets OMP_WAIT_POLICY before torch is imported)
 from models import registry
 from models.device import DEVICE_CHOICES, QUANTIZE_CHOICES
 from playground.config import DEFAULT_MAX_TEXT_CHARS, AppConfig
+from playground.ui.common import limits_markdown
 from playground.ui.links import share_row
 from playground.ui.links import wire as wire_links
 
 logger = logging.getLogger("hat_playground")
 
 TITLE = "HAT Playground"
+MAX_QUEUE = 64
 
 # One entry per view: (tab label, module with `KEY` (its name in links) and
 # `build_tab(config: AppConfig) -> playground.ui.links.TabState`).
@@ -168,6 +170,7 @@ def build_config(args: argparse.Namespace) -> AppConfig:
         quantize=args.quantize,
         trust_remote_code=args.trust_remote_code,
         memory_budget=reg.memory_budget,
+        hosted=args.hosted,
     )
 
 
@@ -186,9 +189,12 @@ def build_app(config: AppConfig, tabs: Sequence[tuple[str, str]] = TABS) -> gr.B
                 states.append(state)
                 logger.info("Tab %r (%s) built in %.1f s", label, module_name, time.perf_counter() - start)
         specs = [registry.get_spec(name) for name in config.models]
+        with gr.Accordion("Limits of this app (per request)", open=False, elem_id="app-limits"):
+            gr.Markdown(limits_markdown(config))
         gr.Markdown(
             f"<small>Device: {config.device} · quantize: {config.quantize} · models: "
             + ", ".join(f"{s.name} ({s.family})" for s in specs)
+            + (" · hosted mode" if config.hosted else "")
             + "</small>"
         )
         wire_links(tab_bar, states, config, demo)
@@ -208,7 +214,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     hf_logging.disable_progress_bar()
     demo = build_app(config)
-    demo.queue(default_concurrency_limit=1)
+    # Events without a pool of their own (small UI updates) run up to 4 at once; at most
+    # MAX_QUEUE requests wait, past that a user is told the app is busy instead of waiting forever.
+    demo.queue(default_concurrency_limit=4, max_size=MAX_QUEUE)
     logger.info("Built the app in %.1f s; models: %s", time.perf_counter() - start, ", ".join(config.models))
     demo.launch(server_name=args.host, server_port=args.port, share=args.share)
     return 0

@@ -70,16 +70,17 @@ from typing import Any, Literal
 import numpy as np
 
 from models.units import token_byte_spans
+from playground.config import Limits
 from playground.segment import visible
 
 Aggregation = Literal["mean", "max", "head", "rollout"]
 AGGREGATIONS: tuple[str, ...] = ("mean", "max", "head", "rollout")
 Axes = Literal["units", "chars"]
 
-MAX_AXIS_UNITS = 512  # views bin an axis beyond this many units
+MAX_AXIS_UNITS = Limits.attention_axis_units  # views bin an axis beyond this many units (512)
 # Largest number of attention weights (layers × heads × units², all levels) computed for one text:
-# 120M float32 = 480 MB, e.g. about 660 tokens for SmolLM2 (30 layers × 9 heads).
-MAX_ATTENTION_WEIGHTS = 120_000_000
+# 480 MB of float32 = 120M weights, e.g. about 660 tokens for SmolLM2 (30 layers × 9 heads).
+MAX_ATTENTION_WEIGHTS = Limits.attention_megabytes * 1_000_000 // 4
 CACHE_BYTES = 1_200_000_000  # attention results kept in memory by `cached_attention`
 ROLLOUT_RESIDUAL = 0.5
 

@@ -14,6 +14,39 @@ class TextInputError(ValueError):
 
 
 @dataclass(frozen=True)
+class Limits:
+    """Per-request bounds, in one place. Each view checks its inputs against them (a request over a
+    bound gets a message naming it) and shows them next to its controls; `rows` lists them all."""
+
+    text_chars: int = DEFAULT_MAX_TEXT_CHARS
+    models_per_request: int = 4  # robustness and attention compare at most this many models
+    segmenters_per_request: int = 8
+    max_new_tokens: int = 256  # speculative decoding; the engine itself allows 512
+    tree_budget: int = 64  # draft-tree nodes per step
+    sweep_max_rate: float = 0.3  # robustness sweep: rates 0 .. this
+    sweep_min_step: float = 0.025  # at most 13 rates per sweep
+    attention_axis_units: int = 512  # more units per axis are drawn in bins
+    attention_megabytes: int = 480  # attention weights of one model and text
+
+    def rows(self) -> list[tuple[str, str]]:
+        """(bound, value) for people, in the order of the tabs."""
+        return [
+            ("text length", f"{self.text_chars:,} characters"),
+            ("segmenters per request (token boundaries)", f"{self.segmenters_per_request}"),
+            ("models per request (robustness)", f"{self.models_per_request}"),
+            (
+                "attention",
+                (
+                    f"{self.attention_megabytes:,} MB of weights per model; bins past "
+                    f"{self.attention_axis_units:,} units per axis"
+                ),
+            ),
+            ("speculative decoding", f"{self.max_new_tokens} new tokens, {self.tree_budget} draft-tree nodes"),
+            ("robustness sweep", f"rates 0-{self.sweep_max_rate:.0%} in steps of at least {self.sweep_min_step:.1%}"),
+        ]
+
+
+@dataclass(frozen=True)
 class AppConfig:
     """Settings built by `app.py` from its command-line flags and passed to every `build_tab`.
 
@@ -24,6 +57,7 @@ class AppConfig:
         quantize: `"none"`, `"8bit"` or `"4bit"`.
         trust_remote_code: whether `hf:` models may run their own code.
         memory_budget: bytes of model weights kept loaded before the least recently used is evicted.
+        hosted: served to strangers (`app.py --hosted`): messages do not suggest server flags.
     """
 
     models: list[str] = field(default_factory=list)
@@ -32,14 +66,25 @@ class AppConfig:
     quantize: str = "none"
     trust_remote_code: bool = False
     memory_budget: int | None = None
+    hosted: bool = False
 
     def __post_init__(self) -> None:
         if self.max_text_chars < 1:
             raise ValueError(f"max_text_chars must be positive, got {self.max_text_chars}")
 
+    @property
+    def limits(self) -> Limits:
+        return Limits(text_chars=self.max_text_chars)
+
+    @property
+    def limit_note(self) -> str:
+        """Where the text limit comes from, for messages."""
+        return HOSTED_LIMIT_NOTE if self.hosted else APP_LIMIT_NOTE
+
 
 # What a too-long text's message says about the limit, unless a caller names its own bound.
 APP_LIMIT_NOTE = "start the app with --max-text-chars to change it"
+HOSTED_LIMIT_NOTE = "the limit of this shared app; please shorten the text"
 
 
 def validate_text(

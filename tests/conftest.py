@@ -244,6 +244,14 @@ def trained_app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def hosted_app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The URL of the app in hosted mode (as on a Space), with the project's tiny models."""
+    log = tmp_path_factory.mktemp("hosted-app") / "app.log"
+    with running_app(TRAINED_MODELS, log, ["--hosted"]) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
 def pretrained_models() -> list[str]:
     """Built-in models available on this installation (pretrained packages, trained checkpoints)."""
     from models.registry import Registry

@@ -16,7 +16,7 @@ from models import registry
 from playground import adaptation as core
 from playground import links, segment
 from playground.config import AppConfig
-from playground.ui.common import on_gpu, user_errors
+from playground.ui.common import LIGHT_POOL, MODEL_POOL, on_gpu, user_errors
 from playground.ui.links import TabState
 
 KEY = "adaptation"  # the tab's name in links
@@ -364,7 +364,9 @@ def build_tab(config: AppConfig) -> TabState:
         figure, summary, sentence = shipped_view(language)
         return gr.Plot(figure, visible=figure is not None), summary, sentence
 
-    language.change(show_runs, inputs=[language], outputs=[plot, table, note], api_name="adaptation_runs")
+    language.change(
+        show_runs, inputs=[language], outputs=[plot, table, note], api_name="adaptation_runs", **LIGHT_POOL
+    )
     live_event = live["run"].click(
         on_gpu(adapt),
         inputs=[live["text"], live["steps"]],
@@ -379,9 +381,14 @@ def build_tab(config: AppConfig) -> TabState:
         inputs=[live["prompt"], live["new_bytes"]],
         outputs=[live["generated"]],
         api_name="adaptation_generate",
+        **MODEL_POOL,
     )
     live["score"].click(
-        on_gpu(run_score), inputs=[live["heldout"]], outputs=[live["scores"]], api_name="adaptation_score"
+        on_gpu(run_score),
+        inputs=[live["heldout"]],
+        outputs=[live["scores"]],
+        api_name="adaptation_score",
+        **MODEL_POOL,
     )
     shared = {"language": language, "text": live["text"], "steps": live["steps"], "prompt": live["prompt"]}
     shared["scored_text"] = live["heldout"]

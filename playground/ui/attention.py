@@ -27,7 +27,7 @@ from plotly.subplots import make_subplots
 from models.registry import get_spec
 from playground import attention as core
 from playground import links
-from playground.ui.common import check_text, model_choices, on_gpu, short_name, user_errors
+from playground.ui.common import MODEL_POOL, check_text, model_choices, on_gpu, short_name, user_errors
 from playground.ui.links import TabState
 
 if TYPE_CHECKING:
@@ -430,7 +430,7 @@ def build_tab(config: AppConfig) -> TabState:
     with gr.Row():
         with gr.Column(scale=3):
             text = gr.Textbox(
-                label="Text",
+                label=f"Text (at most {config.max_text_chars:,} characters)",
                 value="The quick brown fox jumps over the lazy dog.",
                 lines=3,
                 max_lines=10,
@@ -540,7 +540,7 @@ def build_tab(config: AppConfig) -> TabState:
             gr.Radio(visible=view["has_hat"]),
         )
 
-    common = {"concurrency_id": "attention", "concurrency_limit": 1}
+    common = MODEL_POOL
     replay = gr.State(0)  # changed by a shared link or a lesson's "try it"
     run.click(on_gpu(show), controls, outputs, api_name="attention", **common)
     for trigger in (text.submit, replay.change):

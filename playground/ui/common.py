@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
@@ -13,6 +14,20 @@ from models.registry import ModelSpec, format_params, get_spec
 from playground.config import AppConfig, validate_text
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def model_slots() -> int:
+    """How many model runs may compute at once: one per CPU core (at most 2 by default; set
+    HAT_PLAYGROUND_MODEL_SLOTS to change it). More would only share the same cores."""
+    value = os.environ.get("HAT_PLAYGROUND_MODEL_SLOTS")
+    return max(1, int(value)) if value else max(1, min(2, os.cpu_count() or 1))
+
+
+# Queue pools (gradio concurrency groups). Every event that runs a model joins MODEL_POOL, a
+# bounded pool sized to the machine, so many users share one loaded model safely (forward passes
+# only read it) while segmentation, lesson steps and other light events never wait behind them.
+MODEL_POOL: dict[str, Any] = {"concurrency_id": "models", "concurrency_limit": model_slots()}
+LIGHT_POOL: dict[str, Any] = {"concurrency_id": "light", "concurrency_limit": 8}
 
 
 def user_errors(fn: F) -> F:
@@ -63,11 +78,14 @@ def as_gr_error(err: Exception) -> gr.Error:
 
 def check_text(text: str | None, config: AppConfig) -> str:
     """`validate_text` with the app's character limit; raises `TextInputError` (a ValueError)."""
-    return validate_text(text, config.max_text_chars)
+    return validate_text(text, config.max_text_chars, limit_note=config.limit_note)
 
 
-def check_models(selected: Iterable[str] | str | None, config: AppConfig, at_least: int = 1) -> list[str]:
-    """Validate a model picker's value against the models the app offers; returns a list of names."""
+def check_models(
+    selected: Iterable[str] | str | None, config: AppConfig, at_least: int = 1, at_most: int | None = None
+) -> list[str]:
+    """Validate a model picker's value against the models the app offers (and, with `at_most`, the
+    per-request bound); returns a list of names."""
     if selected is None:
         names: list[str] = []
     elif isinstance(selected, str):
@@ -79,7 +97,18 @@ def check_models(selected: Iterable[str] | str | None, config: AppConfig, at_lea
         raise ValueError(f"Unknown model(s): {', '.join(unknown)}. This app offers: {', '.join(config.models)}.")
     if len(names) < at_least:
         raise ValueError(f"Please select at least {at_least} model{'s' if at_least > 1 else ''}.")
+    if at_most is not None and len(names) > at_most:
+        raise ValueError(
+            f"{len(names)} models selected; this app compares at most {at_most} per request "
+            "(models per request). Please remove some."
+        )
     return names
+
+
+def limits_markdown(config: AppConfig) -> str:
+    """The per-request bounds of this app as a Markdown table (the footer's "Limits")."""
+    rows = "\n".join(f"| {bound} | {value} |" for bound, value in config.limits.rows())
+    return "| bound | at most |\n| --- | --- |\n" + rows
 
 
 def model_label(spec: ModelSpec) -> str:

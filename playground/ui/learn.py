@@ -16,7 +16,7 @@ from playground import bpe_steps, learn, links, segment
 from playground.config import AppConfig
 from playground.ui import speculative as spec_ui
 from playground.ui.attention import heatmap_figure
-from playground.ui.common import on_gpu, short_name, user_errors
+from playground.ui.common import LIGHT_POOL, MODEL_POOL, on_gpu, short_name, user_errors
 from playground.ui.links import TabState, TryIt
 from playground.ui.segment import CSS, render_html
 
@@ -290,19 +290,28 @@ def build_tab(config: AppConfig) -> TabState:
         "hat": (read_hat, h_inputs, [h_cards, h_plot, h_table]),
         "speculative": (decode, s_inputs, [s_note, s_tree, s_text]),
     }
-    u_run.click(cut, inputs=u_inputs, outputs=[u_cards, u_table], api_name="learn_units")
+    u_run.click(cut, inputs=u_inputs, outputs=[u_cards, u_table], api_name="learn_units", **LIGHT_POOL)
     b_train.click(
-        train, inputs=[b_text], outputs=[stepper, b_k, b_cards, b_note, b_merges, b_curve], api_name="learn_bpe"
+        train,
+        inputs=[b_text],
+        outputs=[stepper, b_k, b_cards, b_note, b_merges, b_curve],
+        api_name="learn_bpe",
+        **LIGHT_POOL,
     )
     b_k.input(
         move,
         inputs=[stepper, b_text, b_k],
         outputs=[stepper, b_cards, b_note, b_merges, b_curve],
         api_name="learn_bpe_step",
+        **LIGHT_POOL,
     )
-    t_run.click(on_gpu(read), inputs=t_inputs, outputs=[t_cards, t_table], api_name="learn_typo")
-    h_run.click(on_gpu(read_hat), inputs=h_inputs, outputs=[h_cards, h_plot, h_table], api_name="learn_hat")
-    s_run.click(on_gpu(decode), inputs=s_inputs, outputs=[s_note, s_tree, s_text], api_name="learn_speculative")
+    t_run.click(on_gpu(read), inputs=t_inputs, outputs=[t_cards, t_table], api_name="learn_typo", **MODEL_POOL)
+    h_run.click(
+        on_gpu(read_hat), inputs=h_inputs, outputs=[h_cards, h_plot, h_table], api_name="learn_hat", **MODEL_POOL
+    )
+    s_run.click(
+        on_gpu(decode), inputs=s_inputs, outputs=[s_note, s_tree, s_text], api_name="learn_speculative", **MODEL_POOL
+    )
 
     # A shared link opens its lesson and runs it on the link's text.
     all_inputs = [i for _, inputs, _ in lessons.values() for i in inputs]
@@ -318,7 +327,11 @@ def build_tab(config: AppConfig) -> TabState:
 
     replay = gr.State(0)
     replay.change(
-        on_gpu(replay_lesson), [panels.current, *all_inputs], [*panels.accordions, *all_outputs], api_name=False
+        on_gpu(replay_lesson),
+        [panels.current, *all_inputs],
+        [*panels.accordions, *all_outputs],
+        api_name=False,
+        **MODEL_POOL,
     )
 
     fields = {"lesson": panels.current, "text": u_inputs[0], "bpe_text": b_text, "k": b_k}

@@ -27,8 +27,17 @@ import plotly.graph_objects as go
 from models.registry import get_spec
 from playground import perturb as P
 from playground import robustness as core
+from playground.config import Limits
 from playground.segment import VISIBLE_WHITESPACE, visible
-from playground.ui.common import as_gr_error, check_models, check_text, model_selector, on_gpu, short_name
+from playground.ui.common import (
+    MODEL_POOL,
+    as_gr_error,
+    check_models,
+    check_text,
+    model_selector,
+    on_gpu,
+    short_name,
+)
 from playground.ui.links import TabState
 
 if TYPE_CHECKING:
@@ -43,7 +52,7 @@ DEFAULT_TEXT = (
     "and predict the next word. Subword tokenizers cut rare words into several pieces, so a single "
     "typo can change how a whole word is read."
 )
-SWEEP_MAX_RATE = 0.3
+SWEEP_MAX_RATE = Limits().sweep_max_rate  # the default; an app's own bounds are in config.limits
 HEAT_WIDTH = 96  # columns per heat-strip line
 HEAT_MAX_BITS = 16.0  # colour scale of the heat strips: 0 .. 16 bits per character (capped)
 HEAT_LEVELS = 10
@@ -313,7 +322,7 @@ def sweep_figure(result: core.SweepResult | None, names: Sequence[str] = ()) -> 
 def _model_names(selected: Sequence[str] | str | None, config: AppConfig) -> list[str]:
     if isinstance(selected, str):  # API callers may pass "a,b"
         selected = [s.strip() for s in selected.split(",") if s.strip()]
-    return check_models(selected, config)
+    return check_models(selected, config, at_most=config.limits.models_per_request)
 
 
 def _seed(seed: float | str | None) -> int:
@@ -379,11 +388,15 @@ def run_sweep(
         P.check_kind(kind)
         seed_value = _seed(seed)
         step = float(step or 0.05)
-        if not 0.01 <= step <= SWEEP_MAX_RATE:
-            raise ValueError(f"The sweep step must be between 1% and {SWEEP_MAX_RATE:.0%}, got {step:.0%}.")
+        bounds = config.limits
+        if not bounds.sweep_min_step <= step <= bounds.sweep_max_rate:
+            raise ValueError(
+                f"The sweep step must be between {bounds.sweep_min_step:.1%} and {bounds.sweep_max_rate:.0%} "
+                f"(sweep rates), got {step:.1%}."
+            )
     except ValueError as err:
         raise as_gr_error(err) from None
-    rates = sweep_rates(SWEEP_MAX_RATE, step)
+    rates = sweep_rates(config.limits.sweep_max_rate, step)
     total = len(rates) * len(names)
     acc = core.SweepResult(kind, seed_value, rates)
     for i, rate in enumerate(rates):
@@ -432,7 +445,13 @@ def build_tab(config: AppConfig) -> TabState:
     )
     with gr.Row():
         with gr.Column(scale=3):
-            text = gr.Textbox(label="Text", value=DEFAULT_TEXT, lines=5, max_lines=14, elem_id="robustness-text")
+            text = gr.Textbox(
+                label=f"Text (at most {config.max_text_chars:,} characters)",
+                value=DEFAULT_TEXT,
+                lines=5,
+                max_lines=14,
+                elem_id="robustness-text",
+            )
             examples = _examples()
             if examples:
                 gr.Examples(
@@ -442,7 +461,12 @@ def build_tab(config: AppConfig) -> TabState:
                     label="Examples",
                 )
         with gr.Column(scale=2):
-            models = model_selector(config, value=_default_models(config), elem_id="robustness-models")
+            models = model_selector(
+                config,
+                value=_default_models(config)[: config.limits.models_per_request],
+                label=f"Models (at most {config.limits.models_per_request})",
+                elem_id="robustness-models",
+            )
             kind = gr.Dropdown(
                 choices=P.kind_choices(),
                 value="typo",
@@ -511,19 +535,30 @@ def build_tab(config: AppConfig) -> TabState:
         yield from run_sweep(text, selected, kind, seed, step, config=config, progress=progress)
 
     event = button.click(
-        on_gpu(compare), inputs=inputs, outputs=[texts_html, scores, heat, payload], api_name="robustness"
+        on_gpu(compare),
+        inputs=inputs,
+        outputs=[texts_html, scores, heat, payload],
+        api_name="robustness",
+        **MODEL_POOL,
     )
-    event.success(on_gpu(next_word), inputs=inputs, outputs=[next_words], api_name="robustness_next_word")
+    event.success(
+        on_gpu(next_word), inputs=inputs, outputs=[next_words], api_name="robustness_next_word", **MODEL_POOL
+    )
     replay = gr.State(0)  # changed by a shared link or a lesson's "try it"
     replayed = replay.change(
-        on_gpu(compare), inputs=inputs, outputs=[texts_html, scores, heat, payload], api_visibility="private"
+        on_gpu(compare),
+        inputs=inputs,
+        outputs=[texts_html, scores, heat, payload],
+        api_visibility="private",
+        **MODEL_POOL,
     )
-    replayed.success(on_gpu(next_word), inputs=inputs, outputs=[next_words], api_visibility="private")
+    replayed.success(on_gpu(next_word), inputs=inputs, outputs=[next_words], api_visibility="private", **MODEL_POOL)
     sweep_event = sweep_button.click(
         on_gpu(sweep),
         inputs=[text, models, kind, seed, step],
         outputs=[chart, sweep_status],
         api_name="robustness_sweep",
+        **MODEL_POOL,
     )
     stop_button.click(lambda: "Stopped.", outputs=[sweep_status], cancels=[sweep_event], api_name=False)
     return TabState(KEY, dict(zip(["text", "models", "perturbation", "rate", "seed"], inputs, strict=True)), replay)

@@ -21,7 +21,7 @@ from plotly.subplots import make_subplots
 
 from models.registry import get_spec
 from playground import segment as core
-from playground.ui.common import as_gr_error, check_text, model_label, short_name
+from playground.ui.common import LIGHT_POOL, as_gr_error, check_text, model_label, short_name
 from playground.ui.links import TabState
 
 if TYPE_CHECKING:
@@ -420,6 +420,11 @@ def _run(
     names = list(dict.fromkeys(s.strip() for s in segmenters or [] if isinstance(s, str) and s.strip()))
     if not names:
         raise core.SegmentError("Choose at least one segmenter.")
+    if len(names) > config.limits.segmenters_per_request:
+        raise core.SegmentError(
+            f"{len(names)} segmenters selected; this app shows at most {config.limits.segmenters_per_request} "
+            "per request (segmenters per request). Please remove some."
+        )
     valid = core.available_segmenters(config.models)
     unknown = [n for n in names if n not in valid]
     if unknown:
@@ -488,7 +493,7 @@ def build_tab(config: AppConfig) -> TabState:
     with gr.Row():
         with gr.Column(scale=3):
             text = gr.Textbox(
-                label="Text",
+                label=f"Text (at most {config.max_text_chars:,} characters)",
                 value=examples[0][1] if examples else "The quick brown fox jumps over the lazy dog.",
                 lines=4,
                 max_lines=12,
@@ -505,7 +510,7 @@ def build_tab(config: AppConfig) -> TabState:
             segmenters = gr.CheckboxGroup(
                 choices=choices,
                 value=_default_selection([v for _, v in choices]),
-                label="Segmenters",
+                label=f"Segmenters (at most {config.limits.segmenters_per_request})",
                 elem_id="segment-segmenters",
             )
             with gr.Row():
@@ -548,7 +553,8 @@ def build_tab(config: AppConfig) -> TabState:
     inputs = [text, segmenters, max_word_bytes, threshold, visible_ws, perturb_on, seed]
     outputs = [cards, table, chart, entropy, raw]
     replay = gr.State(0)  # changed by a shared link or a lesson's "try it"
-    button.click(fn, inputs, outputs, api_name="segment")
+    # Tokenizers and the splitter only (entropy patches: one pass of the small byte model).
+    button.click(fn, inputs, outputs, api_name="segment", **LIGHT_POOL)
     # Same computation on Enter, on option changes and on a restored link, kept out of the API docs.
     for trigger in (
         text.submit,
@@ -558,6 +564,6 @@ def build_tab(config: AppConfig) -> TabState:
         max_word_bytes.submit,
         replay.change,
     ):
-        trigger(fn, inputs, outputs, api_visibility="private")
+        trigger(fn, inputs, outputs, api_visibility="private", **LIGHT_POOL)
     names = ["text", "units", "max_word_bytes", "threshold", "visible_whitespace", "typos", "seed"]
     return TabState(KEY, dict(zip(names, inputs, strict=True)), replay)

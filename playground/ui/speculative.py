@@ -29,7 +29,7 @@ from playground.speculative.drafters import DRAFTER_NAMES, FEATURE_HEAD_DRAFTERS
 from playground.speculative.hat_words import compare_words, to_json_words
 from playground.speculative.prompts import EXAMPLES
 from playground.speculative.tree import DraftTree, tree_layout, tree_layout_root_x
-from playground.ui.common import check_models, model_choices, on_gpu, user_errors
+from playground.ui.common import MODEL_POOL, check_models, model_choices, on_gpu, user_errors
 from playground.ui.links import TabState
 
 if TYPE_CHECKING:
@@ -315,7 +315,16 @@ def run_speculative(
     if not prompt or not prompt.strip():
         raise ValueError("Please enter a prompt first.")
     if len(prompt) > config.max_text_chars:
-        raise ValueError(f"The prompt has {len(prompt):,} characters; the limit is {config.max_text_chars:,}.")
+        raise ValueError(
+            f"The prompt has {len(prompt):,} characters; the limit is {config.max_text_chars:,} ({config.limit_note})."
+        )
+    limits = config.limits
+    for value, bound, what in (
+        (max_new_tokens, limits.max_new_tokens, "max new tokens"),
+        (budget, limits.tree_budget, "tree budget"),
+    ):
+        if value is not None and float(value) > bound:
+            raise ValueError(f"{what} is {float(value):g}; this app allows at most {bound} ({what}).")
     (target,) = check_models(target, config)
     if get_spec(target).family == "hat":
         return _run_hat_words(prompt, target, drafter, float(temperature), int(max_new_tokens))
@@ -392,7 +401,13 @@ def build_tab(config: AppConfig) -> TabState:
     )
     with gr.Row():
         with gr.Column(scale=3):
-            prompt = gr.Textbox(label="Prompt", value=EXAMPLES[0][1], lines=6, max_lines=14, elem_id="spec-prompt")
+            prompt = gr.Textbox(
+                label=f"Prompt (at most {config.max_text_chars:,} characters)",
+                value=EXAMPLES[0][1],
+                lines=6,
+                max_lines=14,
+                elem_id="spec-prompt",
+            )
             gr.Examples(
                 examples=[[t] for _, t in EXAMPLES],
                 inputs=[prompt],
@@ -434,14 +449,24 @@ def build_tab(config: AppConfig) -> TabState:
                 )
             with gr.Row():
                 budget = gr.Slider(
-                    1, min(MAX_TREE_BUDGET, 64), value=8, step=1, label="Tree budget (nodes)", elem_id="spec-budget"
+                    1,
+                    min(MAX_TREE_BUDGET, config.limits.tree_budget),
+                    value=8,
+                    step=1,
+                    label=f"Tree budget (nodes, at most {min(MAX_TREE_BUDGET, config.limits.tree_budget)})",
+                    elem_id="spec-budget",
                 )
                 temperature = gr.Slider(
                     0.0, 1.5, value=0.0, step=0.05, label="Temperature (0 = greedy)", elem_id="spec-temperature"
                 )
             with gr.Row():
                 max_new = gr.Slider(
-                    1, min(MAX_NEW_TOKENS, 256), value=48, step=1, label="Max new tokens", elem_id="spec-max-new"
+                    1,
+                    min(MAX_NEW_TOKENS, config.limits.max_new_tokens),
+                    value=48,
+                    step=1,
+                    label=f"Max new tokens (at most {min(MAX_NEW_TOKENS, config.limits.max_new_tokens)})",
+                    elem_id="spec-max-new",
                 )
                 chat = gr.Checkbox(value=True, label="Chat template (if the model has one)", elem_id="spec-chat")
             weights = gr.Radio(
@@ -513,8 +538,8 @@ def build_tab(config: AppConfig) -> TabState:
     settings = [prompt, target, drafter, draft_model, shape, budget, temperature, max_new, chat, weights]
     outputs = [summary, step, tree_plot, step_info, text, charts, raw, state]
     replay = gr.State(0)  # changed by a shared link or a lesson's "try it"
-    run.click(on_gpu(on_run), settings, outputs, api_name="speculative")
-    replay.change(on_gpu(on_replay), [*settings, step], outputs, api_visibility="private")
+    run.click(on_gpu(on_run), settings, outputs, api_name="speculative", **MODEL_POOL)
+    replay.change(on_gpu(on_replay), [*settings, step], outputs, api_visibility="private", **MODEL_POOL)
     step.change(show_step, [state, step], [tree_plot, step_info, text], api_visibility="private")
 
     def move(data: dict[str, Any] | None, current: float, delta: int) -> int:

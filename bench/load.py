@@ -1,0 +1,272 @@
+"""Many users at once: simulated users drive a real app server through its API and the latency,
+errors and memory of the server are measured.
+
+    python bench/load.py [--users 20] [--seconds 120] [--models hat-tiny bpe-tiny byte-tiny]
+                         [--think 2,8] [--seed 0] [--url URL]
+
+Starts `python app.py` on 127.0.0.1 (a free port; or drives `--url`), warms each view once, then
+runs `--users` threads for `--seconds`. Each user is its own gradio_client session and, like a
+person, picks a view (token boundaries 40%, robustness 30%, attention 15%, speculative decoding
+15%), sends a realistic request (an example text of the app, cut at a sentence end; its own seed),
+waits for the answer, then reads it for a random think time (`--think`, seconds, uniform) before
+the next one. It stops by itself: no new request after the deadline, and every request has a
+timeout. Prints JSON: requests done and errors per view, p50/p95/max latency per view (client
+side: queueing + computing + transfer), the server's RSS before the load (after warm-up), its peak
+during the load, and after the load settles (15 s idle, then a request per view).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import random
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Self
+
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "assets" / "examples"
+VIEW_WEIGHTS = {"segment": 0.40, "robustness": 0.30, "attention": 0.15, "speculative": 0.15}
+REQUEST_TIMEOUT_S = 120.0
+SETTLE_S = 15.0
+
+
+def sentences() -> list[str]:
+    """Texts a user might paste: the app's examples cut into 1-4 sentences of at most 400 characters."""
+    out = []
+    for path in sorted(EXAMPLES.glob("*.txt")):
+        parts = [p.strip() for p in re.split(r"(?<=[.!?])\s+", path.read_text(encoding="utf-8")) if p.strip()]
+        for i in range(0, len(parts), 2):
+            text = " ".join(parts[i : i + 1 + i % 3])[:400]
+            if len(text) > 20:
+                out.append(text)
+    return out
+
+
+def request_for(view: str, text: str, rng: random.Random, models: list[str]) -> tuple[str, tuple[Any, ...]]:
+    """(api_name, arguments) of one request to `view`, as the tab sends it."""
+    hat = next((m for m in models if m.startswith("hat")), models[0])
+    bpe = next((m for m in models if m.startswith("bpe")), models[0])
+    if view == "segment":
+        units = ["bytes", "hat-words", *[m for m in models if not m.startswith("hat")][:2]]
+        return "/segment", (text, units, 16, 3.0, False, rng.random() < 0.3, rng.randrange(100))
+    if view == "robustness":
+        kind = rng.choice(["typo", "misspelling", "upper", "homoglyph", "mix"])
+        return "/robustness", (text, models[:3], kind, rng.choice([0.1, 0.2, 0.3]), rng.randrange(100))
+    if view == "attention":
+        level = rng.choice(["encoder", "backbone", "decoder"])
+        return "/attention", (text[:200], hat, bpe, level, "units", "mean", 0, 0, "sqrt", -1)
+    prompt = text[:300]
+    return "/speculative", (prompt, bpe, "prompt-lookup", None, "chain", 8, 0.0, 32, True, "float32")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def app_server(models: list[str], log: Path) -> Iterator[tuple[str, int]]:
+    port = free_port()
+    cmd = [sys.executable, str(REPO / "app.py"), "--port", str(port), "--models", *models]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"app.py exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.5)
+        yield url, proc.pid
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def server_pid(url: str) -> int:
+    """The pid listening on the port of `url` (for `--url`: a server this bench did not start)."""
+    port = int(url.rstrip("/").rsplit(":", 1)[1])
+    for conn in psutil.net_connections("tcp"):
+        if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN and conn.pid:
+            return conn.pid
+    raise RuntimeError(f"no process listens on port {port}")
+
+
+class MemoryWatch:
+    """Samples the server's RSS every 0.25 s in a thread; `peak` is the largest seen."""
+
+    def __init__(self, pid: int):
+        self.process = psutil.Process(pid)
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def rss(self) -> int:
+        return self.process.memory_info().rss
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.25):
+            self.peak = max(self.peak, self.rss())
+
+    def __enter__(self) -> Self:
+        self.peak = self.rss()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def one_of_each(client: Any, texts: list[str], models: list[str]) -> None:
+    rng = random.Random(1)
+    for view in VIEW_WEIGHTS:
+        api, args = request_for(view, texts[0], rng, models)
+        client.predict(*args, api_name=api)
+
+
+def user(
+    index: int,
+    url: str,
+    texts: list[str],
+    models: list[str],
+    deadline: float,
+    think: tuple[float, float],
+    seed: int,
+    record: Callable[[str, float, str | None], None],
+) -> None:
+    from gradio_client import Client
+
+    rng = random.Random(seed * 1000 + index)
+    client = Client(url, verbose=False)
+    time.sleep(rng.uniform(0, think[1]))  # users arrive over the first think time, not all at once
+    views, weights = list(VIEW_WEIGHTS), list(VIEW_WEIGHTS.values())
+    while time.monotonic() < deadline:
+        view = rng.choices(views, weights)[0]
+        api, args = request_for(view, rng.choice(texts), rng, models)
+        start = time.perf_counter()
+        error = None
+        try:
+            job = client.submit(*args, api_name=api)
+            job.result(timeout=REQUEST_TIMEOUT_S)
+        except Exception as err:  # noqa: BLE001  (every failure is counted and reported)
+            error = f"{type(err).__name__}: {err}"[:300]
+        record(view, time.perf_counter() - start, error)
+        time.sleep(rng.uniform(*think))
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--users", type=int, default=20)
+    ap.add_argument("--seconds", type=float, default=120.0)
+    ap.add_argument("--models", nargs="+", default=["hat-tiny", "bpe-tiny", "byte-tiny"])
+    ap.add_argument("--think", default="2,8", help="think time between a user's requests: MIN,MAX seconds")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--url", help="drive this running app instead of starting one")
+    ap.add_argument("--log", type=Path, default=Path("/tmp/bench-load-app.log"))
+    args = ap.parse_args(argv)
+    if not 1 <= args.users <= 200 or not 1 <= args.seconds <= 3600:
+        ap.error("--users must be 1..200 and --seconds 1..3600")
+    think = tuple(float(x) for x in args.think.split(","))
+    texts = sentences()
+
+    with contextlib.ExitStack() as stack:
+        if args.url:
+            url, pid = args.url, server_pid(args.url)
+        else:
+            url, pid = stack.enter_context(app_server(args.models, args.log))
+        from gradio_client import Client
+
+        warm = Client(url, verbose=False)
+        one_of_each(warm, texts, args.models)  # models loaded and caches warm: the baseline
+        rss_before = psutil.Process(pid).memory_info().rss
+
+        lock = threading.Lock()
+        latencies: dict[str, list[float]] = {v: [] for v in VIEW_WEIGHTS}
+        errors: dict[str, list[str]] = {v: [] for v in VIEW_WEIGHTS}
+
+        def record(view: str, seconds: float, error: str | None) -> None:
+            with lock:
+                (errors[view].append(error) if error else latencies[view].append(seconds))
+
+        started = time.monotonic()
+        deadline = started + args.seconds
+        with MemoryWatch(pid) as memory:
+            threads = [
+                threading.Thread(
+                    target=user,
+                    args=(i, url, texts, args.models, deadline, think, args.seed, record),
+                    daemon=True,
+                )
+                for i in range(args.users)
+            ]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=args.seconds + REQUEST_TIMEOUT_S + 60)
+        elapsed = time.monotonic() - started
+        time.sleep(SETTLE_S)
+        one_of_each(warm, texts, args.models)  # the server still answers every view
+        rss_after = psutil.Process(pid).memory_info().rss
+
+    views = {}
+    for view in VIEW_WEIGHTS:
+        lat = latencies[view]
+        views[view] = {
+            "requests": len(lat) + len(errors[view]),
+            "errors": len(errors[view]),
+            "p50_s": round(statistics.median(lat), 3) if lat else None,
+            "p95_s": round(percentile(lat, 0.95), 3) if lat else None,
+            "max_s": round(max(lat), 3) if lat else None,
+            "first_errors": errors[view][:3],
+        }
+    report = {
+        "users": args.users,
+        "seconds": args.seconds,
+        "elapsed_s": round(elapsed, 1),
+        "think_s": list(think),
+        "models": args.models,
+        "requests": sum(v["requests"] for v in views.values()),
+        "errors": sum(v["errors"] for v in views.values()),
+        "views": views,
+        "rss_before_mb": round(rss_before / 2**20, 1),
+        "rss_peak_mb": round(memory.peak / 2**20, 1),
+        "rss_after_mb": round(rss_after / 2**20, 1),
+        "rss_after_over_before": round(rss_after / rss_before, 3),
+        "host": {"cpus": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version()},
+        "model_slots": os.environ.get("HAT_PLAYGROUND_MODEL_SLOTS", "default"),
+    }
+    print(json.dumps(report, indent=2))
+    return 0 if report["errors"] == 0 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
