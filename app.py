@@ -28,6 +28,7 @@ import models  # noqa: F401  (sets OMP_WAIT_POLICY before torch is imported)
 from models import registry
 from models.device import DEVICE_CHOICES, QUANTIZE_CHOICES
 from playground.config import DEFAULT_MAX_TEXT_CHARS, AppConfig
+from playground.memory import Janitor
 from playground.ui.common import limits_markdown
 from playground.ui.links import share_row
 from playground.ui.links import wire as wire_links
@@ -157,6 +158,8 @@ def build_config(args: argparse.Namespace) -> AppConfig:
         memory_budget=budget,
         models_dir=models_dir,
         allow_hub=args.allow_hub,
+        # Built-in hub ids only (no name a user types): a Space installs requirements.txt alone.
+        hub_fallback=args.allow_hub or registry.hub_fallback_default(),
     )
     names = model_names(args.models)
     for name in names:
@@ -214,6 +217,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     hf_logging.disable_progress_bar()
     demo = build_app(config)
+    # Results nobody used for a minute are dropped and freed memory goes back to the system.
+    Janitor().start()
     # Events without a pool of their own (small UI updates) run up to 4 at once; at most
     # MAX_QUEUE requests wait, past that a user is told the app is busy instead of waiting forever.
     demo.queue(default_concurrency_limit=4, max_size=MAX_QUEUE)

@@ -12,7 +12,8 @@ waits for the answer, then reads it for a random think time (`--think`, seconds,
 the next one. It stops by itself: no new request after the deadline, and every request has a
 timeout. Prints JSON: requests done and errors per view, p50/p95/max latency per view (client
 side: queueing + computing + transfer), the server's RSS before the load (after warm-up), its peak
-during the load, and after the load settles (15 s idle, then a request per view).
+during the load, and after the load settles (90 s idle, in which the server drops results unused
+for a minute and returns freed memory; then a request per view).
 """
 
 from __future__ import annotations
@@ -41,19 +42,24 @@ REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "assets" / "examples"
 VIEW_WEIGHTS = {"segment": 0.40, "robustness": 0.30, "attention": 0.15, "speculative": 0.15}
 REQUEST_TIMEOUT_S = 120.0
-SETTLE_S = 15.0
+# The server drops results unused for a minute (playground.memory, checked every 15 s): the load
+# has settled once that happened.
+SETTLE_S = 90.0
 
 
 def sentences() -> list[str]:
-    """Texts a user might paste: the app's examples cut into 1-4 sentences of at most 400 characters."""
+    """Texts a user might paste: runs of 1-3 consecutive lines or sentences of the app's examples,
+    at most 400 characters each."""
     out = []
-    for path in sorted(EXAMPLES.glob("*.txt")):
-        parts = [p.strip() for p in re.split(r"(?<=[.!?])\s+", path.read_text(encoding="utf-8")) if p.strip()]
-        for i in range(0, len(parts), 2):
-            text = " ".join(parts[i : i + 1 + i % 3])[:400]
-            if len(text) > 20:
-                out.append(text)
-    return out
+    for path in sorted(EXAMPLES.rglob("*.txt")):
+        text = path.read_text(encoding="utf-8")
+        parts = [p.strip() for p in re.split(r"(?<=[.!?])\s+|\n+", text) if p.strip()]
+        for n in (1, 2, 3):
+            for i in range(len(parts) - n + 1):
+                run = " ".join(parts[i : i + n])[:400]
+                if len(run) > 20:
+                    out.append(run)
+    return list(dict.fromkeys(out))
 
 
 def request_for(view: str, text: str, rng: random.Random, models: list[str]) -> tuple[str, tuple[Any, ...]]:
@@ -157,15 +163,16 @@ def user(
     think: tuple[float, float],
     seed: int,
     record: Callable[[str, float, str | None], None],
+    weights: dict[str, float] = VIEW_WEIGHTS,
 ) -> None:
     from gradio_client import Client
 
     rng = random.Random(seed * 1000 + index)
     client = Client(url, verbose=False)
     time.sleep(rng.uniform(0, think[1]))  # users arrive over the first think time, not all at once
-    views, weights = list(VIEW_WEIGHTS), list(VIEW_WEIGHTS.values())
+    views, shares = list(weights), list(weights.values())
     while time.monotonic() < deadline:
-        view = rng.choices(views, weights)[0]
+        view = rng.choices(views, shares)[0]
         api, args = request_for(view, rng.choice(texts), rng, models)
         start = time.perf_counter()
         error = None
@@ -190,12 +197,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--models", nargs="+", default=["hat-tiny", "bpe-tiny", "byte-tiny"])
     ap.add_argument("--think", default="2,8", help="think time between a user's requests: MIN,MAX seconds")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--views", default=",".join(VIEW_WEIGHTS), help="only these views (comma-separated)")
+    ap.add_argument("--settle", type=float, default=SETTLE_S, help="idle seconds before the last RSS reading")
     ap.add_argument("--url", help="drive this running app instead of starting one")
     ap.add_argument("--log", type=Path, default=Path("/tmp/bench-load-app.log"))
     args = ap.parse_args(argv)
     if not 1 <= args.users <= 200 or not 1 <= args.seconds <= 3600:
         ap.error("--users must be 1..200 and --seconds 1..3600")
     think = tuple(float(x) for x in args.think.split(","))
+    weights = {v: VIEW_WEIGHTS[v] for v in args.views.split(",") if v in VIEW_WEIGHTS}
+    if not weights:
+        ap.error(f"--views: choose from {', '.join(VIEW_WEIGHTS)}")
     texts = sentences()
 
     with contextlib.ExitStack() as stack:
@@ -223,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
             threads = [
                 threading.Thread(
                     target=user,
-                    args=(i, url, texts, args.models, deadline, think, args.seed, record),
+                    args=(i, url, texts, args.models, deadline, think, args.seed, record, weights),
                     daemon=True,
                 )
                 for i in range(args.users)
@@ -233,12 +245,12 @@ def main(argv: list[str] | None = None) -> int:
             for t in threads:
                 t.join(timeout=args.seconds + REQUEST_TIMEOUT_S + 60)
         elapsed = time.monotonic() - started
-        time.sleep(SETTLE_S)
+        time.sleep(args.settle)
         one_of_each(warm, texts, args.models)  # the server still answers every view
         rss_after = psutil.Process(pid).memory_info().rss
 
     views = {}
-    for view in VIEW_WEIGHTS:
+    for view in weights:
         lat = latencies[view]
         views[view] = {
             "requests": len(lat) + len(errors[view]),
@@ -253,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": args.seconds,
         "elapsed_s": round(elapsed, 1),
         "think_s": list(think),
+        "mix": weights,
+        "settle_s": args.settle,
         "models": args.models,
         "requests": sum(v["requests"] for v in views.values()),
         "errors": sum(v["errors"] for v in views.values()),

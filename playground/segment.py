@@ -450,9 +450,26 @@ def _cached_entropy(model: str, text: str) -> np.ndarray:
     return entropy
 
 
+_ENTROPY_LAST_USE = [0.0]  # time.monotonic() of the entropy cache's last use
+
+
+def _entropy(model: str, text: str) -> np.ndarray:
+    _ENTROPY_LAST_USE[0] = time.monotonic()
+    return _cached_entropy(model, text)
+
+
+def expire_entropy_cache(idle_seconds: float) -> int:
+    """Empty the entropy cache if nobody used it for `idle_seconds`; returns how many entries went."""
+    if time.monotonic() - _ENTROPY_LAST_USE[0] < idle_seconds:
+        return 0
+    n = _cached_entropy.cache_info().currsize
+    _cached_entropy.cache_clear()
+    return n
+
+
 def default_entropy_fn(model: str = DEFAULT_ENTROPY_MODEL) -> EntropyFn:
     """Next-byte entropy (bits per byte) from a registered byte model (or HAT)."""
-    return lambda text: _cached_entropy(model, text)
+    return lambda text: _entropy(model, text)
 
 
 def _hat_model_max_word_bytes(name: str) -> int | None:

@@ -1,0 +1,70 @@
+"""Giving memory back when the server is idle.
+
+The views keep results so that a user who toggles a display option gets an answer at once: the
+attention weights of a text (`playground.attention`), each model's scores (`playground.robustness`),
+byte entropies (`playground.segment`). Every cache is bounded in size; `release_idle` also drops
+what nobody used for a while, and then asks glibc to return freed heap pages to the system (its
+allocator keeps them otherwise, so a server's RSS would stay at its peak after a busy hour).
+`Janitor` runs it every few seconds in a daemon thread (`app.py` starts one).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import gc
+import logging
+import threading
+from typing import Any
+
+from playground import attention, robustness, segment
+
+logger = logging.getLogger(__name__)
+
+IDLE_SECONDS = 60.0  # results unused this long are dropped (a class moves on; a reload recomputes)
+PERIOD_SECONDS = 15.0
+
+
+def _malloc_trim() -> bool:
+    """glibc's malloc_trim(0): hand freed heap pages back to the system; False where unavailable."""
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name or "libc.so.6")
+        return bool(libc.malloc_trim(0))
+    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to do
+        return False
+
+
+def release_idle(idle_seconds: float = IDLE_SECONDS) -> dict[str, Any]:
+    """Drop cached results unused for `idle_seconds`, collect garbage, trim the heap."""
+    dropped = {
+        "attention": attention.expire_cache(idle_seconds),
+        "scores": robustness.CACHE.expire(idle_seconds),
+        "next_word": robustness.expire_next_word_cache(idle_seconds),
+        "entropy": segment.expire_entropy_cache(idle_seconds),
+    }
+    gc.collect()
+    dropped["trimmed"] = _malloc_trim()
+    return dropped
+
+
+class Janitor(threading.Thread):
+    """Calls `release_idle` every `period` seconds until `stop()`."""
+
+    def __init__(self, idle_seconds: float = IDLE_SECONDS, period: float = PERIOD_SECONDS) -> None:
+        super().__init__(name="hat-playground-janitor", daemon=True)
+        self.idle_seconds, self.period = idle_seconds, period
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.period):
+            try:
+                dropped = release_idle(self.idle_seconds)
+            except Exception:  # never take the server down for housekeeping
+                logger.exception("releasing idle memory failed")
+                continue
+            if any(v for k, v in dropped.items() if k != "trimmed"):
+                logger.info("released idle results: %s", dropped)
+
+    def stop(self) -> None:
+        self._stop_event.set()
