@@ -28,6 +28,7 @@ tok = load_tokenizer("gemma3-270m")  # no weights loaded
 from __future__ import annotations
 
 import contextlib
+import errno
 import importlib.metadata
 import json
 import logging
@@ -84,6 +85,21 @@ class UnknownModelError(RegistryError):
 
 class ModelUnavailableError(RegistryError):
     """The model is known but cannot be loaded here (package missing, not trained yet, ...)."""
+
+
+class OutOfMemoryError(RegistryError):
+    """A model did not fit in memory while loading or running; the registry freed what it could."""
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """Whether `err` is an allocation failure: Python's MemoryError, torch's CPU allocator
+    ("can't allocate memory") or CUDA's OutOfMemoryError."""
+    if isinstance(err, MemoryError):
+        return True
+    if isinstance(err, OSError) and err.errno == errno.ENOMEM:
+        return True
+    text = str(err)
+    return type(err).__name__ == "OutOfMemoryError" or "can't allocate memory" in text or "out of memory" in text
 
 
 @dataclass(frozen=True)
@@ -561,7 +577,16 @@ class Registry:
                     return self._models[spec.name]
                 self._evict(reserve=resolved.est_bytes or 0)
             start = time.perf_counter()
-            loaded = self._load(resolved)
+            try:
+                loaded = self._load(resolved)
+            except Exception as err:
+                if not is_out_of_memory(err):
+                    raise
+                self.free_after_oom()
+                raise OutOfMemoryError(
+                    f"{spec.name} did not fit in this server's memory while loading; the models it held were "
+                    "unloaded. Please try again, or a smaller model."
+                ) from err
             logger.info(
                 "Loaded %s on %s in %.1f s (%.0f MB)",
                 spec.name,
@@ -600,6 +625,11 @@ class Registry:
         """Models in the cache, least recently used first."""
         with self._lock:
             return list(self._models.values())
+
+    def free_after_oom(self) -> None:
+        """After an allocation failure: drop every loaded model (the next use loads it again)."""
+        logger.warning("Out of memory: unloading %d model(s)", len(self._models))
+        self.clear()
 
     def unload(self, name: str) -> None:
         with self._lock:

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import os
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 import gradio as gr
 
-from models.registry import ModelSpec, format_params, get_spec
+from models.registry import ModelSpec, default_registry, format_params, get_spec, is_out_of_memory
 from playground.config import AppConfig, validate_text
 
 F = TypeVar("F", bound=Callable[..., Any])
+logger = logging.getLogger(__name__)
 
 
 def model_slots() -> int:
@@ -30,8 +32,26 @@ MODEL_POOL: dict[str, Any] = {"concurrency_id": "models", "concurrency_limit": m
 LIGHT_POOL: dict[str, Any] = {"concurrency_id": "light", "concurrency_limit": 8}
 
 
+def _as_user_error(err: Exception) -> gr.Error | None:
+    """The message for an error users should see, or None for a bug (whose traceback is logged)."""
+    if isinstance(err, gr.Error):
+        return err
+    if isinstance(err, ValueError):
+        return as_gr_error(err)
+    if is_out_of_memory(err):
+        default_registry().free_after_oom()  # the server stays up; models reload on next use
+        logger.warning("out of memory in an event: %s", err)
+        return gr.Error(
+            "The server ran out of memory on this request, so it unloaded its models. Please try a shorter "
+            "text or fewer models.",
+            print_exception=False,
+        )
+    return None
+
+
 def user_errors(fn: F) -> F:
-    """Decorate an event handler so a `ValueError` (a user error) is shown as a `gr.Error`.
+    """Decorate an event handler so a user error (`ValueError`) or running out of memory is shown
+    as a `gr.Error` with a message saying what to change.
 
     Works for plain functions and generators. Other exceptions propagate unchanged (Gradio
     shows a generic error and the traceback is logged).
@@ -42,10 +62,11 @@ def user_errors(fn: F) -> F:
         def gen_wrapper(*args: Any, **kwargs: Any) -> Any:
             try:
                 yield from fn(*args, **kwargs)
-            except gr.Error:
-                raise
-            except ValueError as err:
-                raise as_gr_error(err) from err
+            except Exception as err:
+                shown = _as_user_error(err)
+                if shown is None:
+                    raise
+                raise shown from err
 
         return gen_wrapper  # type: ignore[return-value]
 
@@ -53,10 +74,11 @@ def user_errors(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except gr.Error:
-            raise
-        except ValueError as err:
-            raise as_gr_error(err) from err
+        except Exception as err:
+            shown = _as_user_error(err)
+            if shown is None:
+                raise
+            raise shown from err
 
     return wrapper  # type: ignore[return-value]
 

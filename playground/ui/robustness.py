@@ -37,6 +37,7 @@ from playground.ui.common import (
     model_selector,
     on_gpu,
     short_name,
+    user_errors,
 )
 from playground.ui.links import TabState
 
@@ -516,14 +517,17 @@ def build_tab(config: AppConfig) -> TabState:
 
     inputs = [text, models, kind, rate, seed]
 
+    @user_errors
     def compare(
         text: str, selected: list[str], kind: str, rate: float, seed: float | None
     ) -> tuple[str, pd.DataFrame, str, dict[str, Any]]:
         return run_compare(text, selected, kind, rate, seed, config=config)
 
+    @user_errors
     def next_word(text: str, selected: list[str], kind: str, rate: float, seed: float | None) -> pd.DataFrame:
         return run_next_word(text, selected, kind, rate, seed, config=config)
 
+    @user_errors
     def sweep(
         text: str,
         selected: list[str],

@@ -21,7 +21,7 @@ from plotly.subplots import make_subplots
 
 from models.registry import get_spec
 from playground import segment as core
-from playground.ui.common import LIGHT_POOL, as_gr_error, check_text, model_label, short_name
+from playground.ui.common import LIGHT_POOL, as_gr_error, check_text, model_label, short_name, user_errors
 from playground.ui.links import TabState
 
 if TYPE_CHECKING:
@@ -547,6 +547,7 @@ def build_tab(config: AppConfig) -> TabState:
     with gr.Accordion("Raw result (JSON, as returned by the API)", open=False):
         raw = gr.JSON(elem_id="segment-json")
 
+    @user_errors
     def fn(*args: Any) -> Outputs:
         return run_segment(*args, config=config)
 
