@@ -621,6 +621,23 @@ class Registry:
             with self._lock:
                 return self._tokenizers.setdefault(spec.name, tokenizer)
 
+    def load_state(self, name: str) -> str:
+        """How a `load_model(name)` would go: "loaded" (in memory), "convert" (a pretrained GGUF
+        whose safetensors copy is not built yet: its first load converts it), "hub" (downloaded on
+        first use) or "load" (read from disk)."""
+        resolved = self._resolve(name)
+        with self._lock:
+            if resolved.spec.name in self._models:
+                return "loaded"
+        if resolved.spec.name in PRETRAINED:
+            if resolved.path is not None:
+                return "hub"
+            if not (self.pretrained_cache_path(resolved.spec.name) / _COMPLETE_MARKER).exists():
+                return "convert"
+        elif resolved.spec.name.startswith(HF_PREFIX) and resolved.path and not Path(resolved.path).is_dir():
+            return "hub"
+        return "load"
+
     def loaded_models(self) -> list[LoadedModel]:
         """Models in the cache, least recently used first."""
         with self._lock:
@@ -899,6 +916,10 @@ def get_spec(name: str) -> ModelSpec:
 
 def load_model(name: str) -> LoadedModel:
     return default_registry().load_model(name)
+
+
+def load_state(name: str) -> str:
+    return default_registry().load_state(name)
 
 
 def load_tokenizer(name: str) -> Any:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import gradio as gr
 import pytest
 
 import app
+from models import registry
 from playground import attention
 from playground.config import APP_LIMIT_NOTE, HOSTED_LIMIT_NOTE, AppConfig, Limits
 from playground.ui import robustness as robustness_ui
 from playground.ui import segment as segment_ui
 from playground.ui import speculative as speculative_ui
-from playground.ui.common import check_models, check_text, limits_markdown
+from playground.ui.common import announce_loading, check_models, check_text, limits_markdown
 
 MODELS = ["hat-tiny", "bpe-tiny", "byte-tiny", "hat-tiny-de", "bpe-tiny-de", "byte-tiny-de"]
 
@@ -64,3 +67,19 @@ def test_hosted_messages_do_not_suggest_server_flags() -> None:
     assert "--max-text-chars" not in str(err.value)
     config = app.build_config(app.parse_args(["--hosted", "--models", "bpe-tiny"]))
     assert config.hosted and config.limit_note == HOSTED_LIMIT_NOTE
+
+
+def test_a_first_load_is_announced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    reg = registry.Registry(device="cpu", cache_dir=tmp_path / "empty-cache")
+    monkeypatch.setattr(registry, "_default", reg)
+    assert reg.load_state("bpe-tiny") == "load"
+    if reg.get_spec("smollm2-135m").available:
+        assert reg.load_state("smollm2-135m") == "convert"  # no safetensors copy in this cache yet
+    shown: list[str] = []
+    monkeypatch.setattr(gr, "Info", lambda message, **_: shown.append(message))
+    progress: list[str] = []
+    messages = announce_loading(["bpe-tiny", "bpe-tiny", "no-such-model"], lambda _, desc: progress.append(desc))
+    assert messages == shown == ["Loading bpe-tiny: reading its weights."] and progress == messages
+    reg.load_model("bpe-tiny")
+    assert reg.load_state("bpe-tiny") == "loaded"
+    assert announce_loading(["bpe-tiny"]) == []  # in memory: nothing to say

@@ -27,8 +27,16 @@ from plotly.subplots import make_subplots
 from models.registry import get_spec
 from playground import attention as core
 from playground import links
-from playground.ui.common import MODEL_POOL, check_text, model_choices, on_gpu, short_name, user_errors
-from playground.ui.links import TabState
+from playground.ui.common import (
+    MODEL_POOL,
+    announce_loading,
+    check_text,
+    model_choices,
+    on_gpu,
+    short_name,
+    user_errors,
+)
+from playground.ui.links import TabState, replay_trigger
 
 if TYPE_CHECKING:
     from playground.config import AppConfig
@@ -513,7 +521,8 @@ def build_tab(config: AppConfig) -> TabState:
     outputs = [plot, note, grid_a, grid_b, profile_plot, query_text, layer, head, query, level]
 
     @user_errors
-    def show(*args: Any) -> tuple[Any, ...]:
+    def show(*args: Any, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:  # noqa: B008
+        announce_loading([m for m in args[1:3] if m], progress)  # model A and model B
         view = render(config, *args)
         grids = view["grids"] + [[]]
         return (
@@ -541,7 +550,7 @@ def build_tab(config: AppConfig) -> TabState:
         )
 
     common = MODEL_POOL
-    replay = gr.State(0)  # changed by a shared link or a lesson's "try it"
+    replay = replay_trigger()  # changed by a shared link or a lesson's "try it"
     run.click(on_gpu(show), controls, outputs, api_name="attention", **common)
     for trigger in (text.submit, replay.change):
         trigger(on_gpu(show), controls, outputs, api_visibility="private", **common)

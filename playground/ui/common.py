@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import gradio as gr
 
-from models.registry import ModelSpec, default_registry, format_params, get_spec, is_out_of_memory
+from models.registry import ModelSpec, default_registry, format_params, get_spec, is_out_of_memory, load_state
 from playground.config import AppConfig, validate_text
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -91,6 +91,34 @@ def on_gpu(fn: F) -> F:
     except ImportError:
         return fn
     return spaces.GPU(fn)
+
+
+# What a first load costs, for the message shown while it happens (docs/performance.md).
+_LOAD_NOTES = {
+    "convert": "first use on this server: converting its GGUF file to a safetensors copy "
+    "(about 40 s for smollm2-135m, 100 s for gemma3-270m); later loads take a second or two",
+    "hub": "first use: downloading it from the Hugging Face hub",
+    "load": "reading its weights",
+}
+
+
+def announce_loading(names: Iterable[str], progress: Any = None) -> list[str]:
+    """Tell the user which of `names` must load before the answer comes (a toast, and the
+    description of `progress`, a `gr.Progress`, when given), so a first load is never a silent
+    wait. Returns the messages (none when every model is in memory already)."""
+    messages = []
+    for name in dict.fromkeys(names):
+        try:
+            state = load_state(name)
+        except ValueError:  # an unknown name: the view's own check reports it
+            continue
+        if state != "loaded":
+            messages.append(f"Loading {short_name(name)}: {_LOAD_NOTES[state]}.")
+    for message in messages:
+        gr.Info(message, duration=8)
+    if messages and progress is not None:
+        progress(0.0, desc=" ".join(messages))
+    return messages
 
 
 def as_gr_error(err: Exception) -> gr.Error:

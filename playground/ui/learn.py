@@ -17,7 +17,7 @@ from playground.config import AppConfig
 from playground.ui import speculative as spec_ui
 from playground.ui.attention import heatmap_figure
 from playground.ui.common import LIGHT_POOL, MODEL_POOL, on_gpu, short_name, user_errors
-from playground.ui.links import TabState, TryIt
+from playground.ui.links import TabState, TryIt, replay_trigger
 from playground.ui.segment import CSS, render_html
 
 KEY = "learn"  # the tab's name in links
@@ -325,7 +325,7 @@ def build_tab(config: AppConfig) -> TabState:
             updates = dict(zip(outputs, fn(*(given[i] for i in inputs)), strict=True))
         return [*panels.go_to(LESSON_KEYS.index(key))[:-1], *(updates.get(o, gr.skip()) for o in all_outputs)]
 
-    replay = gr.State(0)
+    replay = replay_trigger()
     replay.change(
         on_gpu(replay_lesson),
         [panels.current, *all_inputs],

@@ -35,6 +35,13 @@ _COPY_JS = """
 """
 
 
+def replay_trigger() -> gr.Number:
+    """A hidden number whose change re-runs a tab's main event. Not a gr.State: gradio fires a
+    State's change event whenever an event writes it, even with the same value; a component
+    fires only when its value really changes, and a skipped output leaves it alone."""
+    return gr.Number(0, visible=False, precision=0)
+
+
 @dataclass
 class TryIt:
     """A button in one tab that opens `tab` with its fields set from `values` (components or constants)."""
@@ -52,7 +59,7 @@ class TabState:
 
     key: str
     fields: dict[str, Any]
-    trigger: gr.State | None = None
+    trigger: gr.Number | None = None
     bounds: dict[str, links.Field] = field(default_factory=dict)
     try_its: list[TryIt] = field(default_factory=list)
 
@@ -120,64 +127,76 @@ def _fields(states: Sequence[TabState]) -> list[Any]:
     return [comp for s in states for comp in s.fields.values()]
 
 
-def _triggers(states: Sequence[TabState]) -> list[gr.State]:
+def _triggers(states: Sequence[TabState]) -> list[gr.Number]:
     return [s.trigger for s in states if s.trigger is not None]
 
 
-def _set_fields(states: Sequence[TabState], key: str, values: Mapping[str, Any]) -> list[Any]:
-    """Updates for `_fields(states)`: the fields of tab `key` set from `values`, the rest left as they are."""
-    return [
-        _update(comp, values[name]) if s.key == key and name in values else gr.skip()
-        for s in states
-        for name, comp in s.fields.items()
-    ]
-
-
-def _bump(states: Sequence[TabState], key: str | None) -> list[Any]:
-    """Updates for `_triggers(states)`: tab `key`'s trigger changes (so it re-runs), the others stay."""
-    return [time.time_ns() if s.key == key else gr.skip() for s in states if s.trigger is not None]
+def _set_fields(
+    states: Sequence[TabState], key: str | None, values: Mapping[str, Any], current: Mapping[int, Any]
+) -> list[Any]:
+    """Updates for `_fields(states)`: the fields of tab `key` set from `values`, the rest left as they
+    are. A gr.State is given its `current` value back (by id): gradio would take a skipped State for
+    a changed one and fire its change events."""
+    updates = []
+    for s in states:
+        for name, comp in s.fields.items():
+            if s.key == key and name in values:
+                updates.append(_update(comp, values[name]))
+            else:
+                updates.append(current[id(comp)] if isinstance(comp, gr.State) else gr.skip())
+    return updates
 
 
 def wire(tabs: gr.Tabs, states: Sequence[TabState], config: AppConfig, demo: gr.Blocks) -> None:
     """Restore a shared link when a page loads, and wire every tab's "try it" buttons.
 
     Two steps each: first the fields are set and the tab selected, then (once the page shows those
-    values) the tab's trigger changes, so its own event runs on the restored values.
+    values) the tab's trigger changes, so its own event runs on the restored values. States that do
+    not change get their own value back, never a skip (see `_set_fields`).
     """
     schemas = {s.key: s.schema(config) for s in states}
     opened = gr.State(None)  # the tab a link or a "try it" opened
+    state_fields = [c for c in _fields(states) if isinstance(c, gr.State)]
+    triggers = _triggers(states)
     outputs = [tabs, opened, *_fields(states)]
 
-    def restore(request: gr.Request) -> list[Any]:
+    def restore(request: gr.Request, *current: Any) -> list[Any]:
+        now = dict(zip((id(c) for c in state_fields), current, strict=True))
         restored = links.decode(str(request.query_params), schemas)
         if restored.problems:
             logger.info("link partly restored: %s", "; ".join(restored.problems))
             gr.Warning("Part of this link could not be used: " + "; ".join(restored.problems[:4]) + ".")
-        if restored.tab is None:
-            return [gr.skip()] * len(outputs)
-        return [gr.Tabs(selected=restored.tab), restored.tab, *_set_fields(states, restored.tab, restored.values)]
+        selected = gr.Tabs(selected=restored.tab) if restored.tab else gr.skip()
+        return [selected, restored.tab, *_set_fields(states, restored.tab, restored.values, now)]
 
     def run(key: str | None) -> list[Any]:
-        return _bump(states, key)
+        """Tab `key`'s trigger changes (so it re-runs); the others are left alone."""
+        return [time.time_ns() % 2**50 if s.key == key else gr.skip() for s in states if s.trigger is not None]
 
     # No model runs in these: outside the queue's model pool, so a page opens while others compute.
     light = {"api_name": False, "concurrency_limit": None}
-    demo.load(restore, None, outputs, **light).then(run, opened, _triggers(states), **light)
+    demo.load(restore, state_fields, outputs, **light).then(run, opened, triggers, **light)
     for source in states:
         for try_it in source.try_its:
-            event = wire_try_it(try_it, states, schemas[try_it.tab], outputs, tabs)
-            event.then(run, opened, _triggers(states), **light)
+            event = wire_try_it(try_it, states, schemas[try_it.tab], outputs, tabs, state_fields)
+            event.then(run, opened, triggers, **light)
 
 
 def wire_try_it(
-    try_it: TryIt, states: Sequence[TabState], schema: Mapping[str, links.Field], outputs: list[Any], tabs: gr.Tabs
+    try_it: TryIt,
+    states: Sequence[TabState],
+    schema: Mapping[str, links.Field],
+    outputs: list[Any],
+    tabs: gr.Tabs,
+    state_fields: list[gr.State],
 ) -> Any:
     """The button's click: select the tab and set its fields (through the same checks as a link's values)."""
     names = list(try_it.values)
     live = [n for n in names if isinstance(try_it.values[n], gr.components.Component | gr.State)]
 
     def open_tab(*values: Any) -> list[Any]:
-        given = dict(try_it.values) | dict(zip(live, values, strict=True))
+        now = dict(zip((id(c) for c in state_fields), values[len(live) :], strict=True))
+        given = dict(try_it.values) | dict(zip(live, values[: len(live)], strict=True))
         fitting = {}
         for name, value in given.items():
             if value is None:
@@ -188,8 +207,7 @@ def wire_try_it(
                 fitting[name] = schema[name].parse(schema[name].format(value))
             except (ValueError, IndexError):
                 continue
-        return [gr.Tabs(selected=try_it.tab), try_it.tab, *_set_fields(states, try_it.tab, fitting)]
+        return [gr.Tabs(selected=try_it.tab), try_it.tab, *_set_fields(states, try_it.tab, fitting, now)]
 
-    return try_it.button.click(
-        open_tab, [try_it.values[n] for n in live], outputs, api_name=False, concurrency_limit=None
-    )
+    inputs = [try_it.values[n] for n in live] + state_fields
+    return try_it.button.click(open_tab, inputs, outputs, api_name=False, concurrency_limit=None)

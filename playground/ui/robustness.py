@@ -31,6 +31,7 @@ from playground.config import Limits
 from playground.segment import VISIBLE_WHITESPACE, visible
 from playground.ui.common import (
     MODEL_POOL,
+    announce_loading,
     as_gr_error,
     check_models,
     check_text,
@@ -39,7 +40,7 @@ from playground.ui.common import (
     short_name,
     user_errors,
 )
-from playground.ui.links import TabState
+from playground.ui.links import TabState, replay_trigger
 
 if TYPE_CHECKING:
     from playground.config import AppConfig
@@ -519,8 +520,14 @@ def build_tab(config: AppConfig) -> TabState:
 
     @user_errors
     def compare(
-        text: str, selected: list[str], kind: str, rate: float, seed: float | None
+        text: str,
+        selected: list[str],
+        kind: str,
+        rate: float,
+        seed: float | None,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008  (gradio's API)
     ) -> tuple[str, pd.DataFrame, str, dict[str, Any]]:
+        announce_loading(selected or [], progress)
         return run_compare(text, selected, kind, rate, seed, config=config)
 
     @user_errors
@@ -536,6 +543,7 @@ def build_tab(config: AppConfig) -> TabState:
         step: float,
         progress: gr.Progress = gr.Progress(),  # noqa: B008  (gradio's API)
     ) -> Iterator[tuple[go.Figure, str]]:
+        announce_loading(selected or [], progress)
         yield from run_sweep(text, selected, kind, seed, step, config=config, progress=progress)
 
     event = button.click(
@@ -548,7 +556,7 @@ def build_tab(config: AppConfig) -> TabState:
     event.success(
         on_gpu(next_word), inputs=inputs, outputs=[next_words], api_name="robustness_next_word", **MODEL_POOL
     )
-    replay = gr.State(0)  # changed by a shared link or a lesson's "try it"
+    replay = replay_trigger()  # changed by a shared link or a lesson's "try it"
     replayed = replay.change(
         on_gpu(compare),
         inputs=inputs,

@@ -22,7 +22,7 @@ from plotly.subplots import make_subplots
 from models.registry import get_spec
 from playground import segment as core
 from playground.ui.common import LIGHT_POOL, as_gr_error, check_text, model_label, short_name, user_errors
-from playground.ui.links import TabState
+from playground.ui.links import TabState, replay_trigger
 
 if TYPE_CHECKING:
     from playground.config import AppConfig
@@ -553,7 +553,7 @@ def build_tab(config: AppConfig) -> TabState:
 
     inputs = [text, segmenters, max_word_bytes, threshold, visible_ws, perturb_on, seed]
     outputs = [cards, table, chart, entropy, raw]
-    replay = gr.State(0)  # changed by a shared link or a lesson's "try it"
+    replay = replay_trigger()  # changed by a shared link or a lesson's "try it"
     # Tokenizers and the splitter only (entropy patches: one pass of the small byte model).
     button.click(fn, inputs, outputs, api_name="segment", **LIGHT_POOL)
     # Same computation on Enter, on option changes and on a restored link, kept out of the API docs.

@@ -29,8 +29,8 @@ from playground.speculative.drafters import DRAFTER_NAMES, FEATURE_HEAD_DRAFTERS
 from playground.speculative.hat_words import compare_words, to_json_words
 from playground.speculative.prompts import EXAMPLES
 from playground.speculative.tree import DraftTree, tree_layout, tree_layout_root_x
-from playground.ui.common import MODEL_POOL, check_models, model_choices, on_gpu, user_errors
-from playground.ui.links import TabState
+from playground.ui.common import MODEL_POOL, announce_loading, check_models, model_choices, on_gpu, user_errors
+from playground.ui.links import TabState, replay_trigger
 
 if TYPE_CHECKING:
     from playground.config import AppConfig
@@ -516,7 +516,9 @@ def build_tab(config: AppConfig) -> TabState:
     target.change(on_target, target, weights, api_visibility="private")
 
     @user_errors
-    def on_run(*args: Any, start: float | None = 0) -> tuple[Any, ...]:
+    def on_run(*args: Any, start: float | None = 0, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:  # noqa: B008
+        # the target, and the draft model when the drafter is one
+        announce_loading([args[1], *([args[3]] if args[2] == "draft-model" and args[3] else [])], progress)
         data = run_speculative(*args, config=config)
         first = _clamp(data, start)
         fig, info, body = show_step(data, first)
@@ -532,12 +534,12 @@ def build_tab(config: AppConfig) -> TabState:
             data,
         )
 
-    def on_replay(*args: Any) -> tuple[Any, ...]:  # a shared link's step comes last
-        return on_run(*args[:-1], start=args[-1])
+    def on_replay(*args: Any, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:  # noqa: B008
+        return on_run(*args[:-1], start=args[-1], progress=progress)  # a shared link's step comes last
 
     settings = [prompt, target, drafter, draft_model, shape, budget, temperature, max_new, chat, weights]
     outputs = [summary, step, tree_plot, step_info, text, charts, raw, state]
-    replay = gr.State(0)  # changed by a shared link or a lesson's "try it"
+    replay = replay_trigger()  # changed by a shared link or a lesson's "try it"
     run.click(on_gpu(on_run), settings, outputs, api_name="speculative", **MODEL_POOL)
     replay.change(on_gpu(on_replay), [*settings, step], outputs, api_visibility="private", **MODEL_POOL)
     step.change(show_step, [state, step], [tree_plot, step_info, text], api_visibility="private")

@@ -50,3 +50,12 @@ def test_hosted_app_gives_a_friendly_error(page_at: Any, hosted_app_url: str, sc
         assert "Please select at least 1 model" in message
         assert "Traceback" not in message and "Error:" not in message.split("\n", 1)[-1]
         page.screenshot(path=str(screenshot_dir / "hosted-2-error.png"), full_page=True)
+
+
+def test_a_first_load_is_announced_not_a_silent_wait(page_at: Any, hosted_app_url: str, screenshot_dir: Path) -> None:
+    with page_at(hosted_app_url) as page:
+        page.get_by_role("tab", name="Robustness").click()
+        page.locator("#robustness-run").click()
+        page.get_by_text("Loading hat-tiny: reading its weights.").first.wait_for(state="visible", timeout=TIMEOUT_MS)
+        page.screenshot(path=str(screenshot_dir / "hosted-3-loading.png"), full_page=True)
+        page.locator("#robustness-heat .rb-row").first.wait_for(state="visible", timeout=TIMEOUT_MS)

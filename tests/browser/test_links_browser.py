@@ -116,3 +116,19 @@ def test_a_bad_link_says_what_it_could_not_use(page_at: Any, trained_app_url: st
         assert "gpt-9" in message and "rate: above the maximum 1" in message
         page.locator("#robustness-heat .rb-row").first.wait_for(state="visible", timeout=TIMEOUT_MS)
         assert value_of(page, "robustness-text") == FOX  # what fitted was still restored and run
+
+
+def test_a_plain_page_load_runs_no_view(browser: Any, trained_app_url: str) -> None:
+    """Without a link nothing is replayed: the page sends the link restore and its follow-up, and
+    no view's event (one run of every view per visitor would be a heavy price)."""
+    context = browser.new_context()
+    page = context.new_page()
+    joins: list[str] = []
+    page.on("request", lambda r: joins.append(r.post_data or "") if "queue/join" in r.url else None)
+    try:
+        page.goto(trained_app_url)
+        page.get_by_role("tab", name="Learn", exact=True).wait_for(timeout=120_000)
+        page.wait_for_timeout(4000)  # the restore and its follow-up have run by now
+        assert len(joins) == 2, joins
+    finally:
+        context.close()
