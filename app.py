@@ -223,7 +223,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     # MAX_QUEUE requests wait, past that a user is told the app is busy instead of waiting forever.
     demo.queue(default_concurrency_limit=4, max_size=MAX_QUEUE)
     logger.info("Built the app in %.1f s; models: %s", time.perf_counter() - start, ", ".join(config.models))
-    demo.launch(server_name=args.host, server_port=args.port, share=args.share)
+    demo.launch(
+        server_name=args.host,
+        server_port=args.port,
+        share=args.share,
+        max_file_size=config.limits.upload_bytes,
+    )
     return 0
 
 

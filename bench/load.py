@@ -86,11 +86,12 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def app_server(models: list[str], log: Path) -> Iterator[tuple[str, int]]:
+def app_server(models: list[str] | None, log: Path, env: dict[str, str] | None = None) -> Iterator[tuple[str, int]]:
+    """`python app.py` on a free port (with `models`, or its default models) until the block ends."""
     port = free_port()
-    cmd = [sys.executable, str(REPO / "app.py"), "--port", str(port), "--models", *models]
+    cmd = [sys.executable, str(REPO / "app.py"), "--port", str(port), *(["--models", *models] if models else [])]
     with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.monotonic() + 300

@@ -27,6 +27,8 @@ class Limits:
     sweep_min_step: float = 0.025  # at most 13 rates per sweep
     attention_axis_units: int = 512  # more units per axis are drawn in bins
     attention_megabytes: int = 480  # attention weights of one model and text
+    # No view takes a file, but Gradio's upload route accepts any client's: cap what it stores.
+    upload_bytes: int = 1_000_000
 
     def rows(self) -> list[tuple[str, str]]:
         """(bound, value) for people, in the order of the tabs."""
@@ -43,6 +45,7 @@ class Limits:
             ),
             ("speculative decoding", f"{self.max_new_tokens} new tokens, {self.tree_budget} draft-tree nodes"),
             ("robustness sweep", f"rates 0-{self.sweep_max_rate:.0%} in steps of at least {self.sweep_min_step:.1%}"),
+            ("uploaded file", f"{self.upload_bytes / 1e6:g} MB"),
         ]
 
 

@@ -130,9 +130,10 @@ def build_tiny_byte(directory: Path) -> Path:
     return directory
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def restore_default_registry() -> Iterator[None]:
-    """Put the process-wide registry back after a test that reconfigures it (app.build_config)."""
+    """Put the process-wide registry back after every test: one that reconfigures it (app.build_config,
+    e.g. with hosted mode's --models-dir) must not change what later tests can load."""
     from models import registry
 
     previous = registry._default

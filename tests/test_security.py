@@ -3,7 +3,8 @@
 - `hf:` local directories only inside `--models-dir` (path traversal and symlinks out refused);
 - hub ids only with `--allow-hub`;
 - safetensors only: a pickle-only checkpoint is refused before anything is read;
-- a model that ships its own code runs only with `--trust-remote-code`, which hosted mode refuses.
+- a model that ships its own code runs only with `--trust-remote-code`, which hosted mode refuses;
+- an upload over the app's cap is refused by the running server, nothing of it stored.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ import os
 import shutil
 from pathlib import Path
 
+import httpx
 import pytest
 
 import app
 from models.registry import ModelUnavailableError, Registry
+from playground.config import Limits
 
 
 @pytest.fixture
@@ -92,3 +95,14 @@ def test_hosted_mode_refuses_remote_code_and_outside_models(tiny_bpe_dir: Path) 
         app.build_config(app.parse_args(["--hosted", "--models", f"hf:{tiny_bpe_dir}"]))
     config = app.build_config(app.parse_args(["--hosted", "--models", "hat-tiny", "bpe-tiny"]))
     assert config.models == ["hat-tiny", "bpe-tiny"] and not config.trust_remote_code
+
+
+def test_an_oversized_upload_is_refused(hosted_app_url: str) -> None:
+    """No view takes a file, but Gradio's upload route answers any client: the cap holds there."""
+    route = f"{hosted_app_url.rstrip('/')}/gradio_api/upload"
+    cap = Limits().upload_bytes
+    small = httpx.post(route, files={"files": ("note.txt", b"a few bytes")}, timeout=30)
+    assert small.status_code == 200, small.text
+    big = httpx.post(route, files={"files": ("big.txt", b"x" * (cap + 1))}, timeout=30)
+    assert big.status_code == 413, big.text
+    assert "maximum allowed size" in big.text
