@@ -198,10 +198,13 @@ def app_models(tiny_model_names: list[str]) -> list[str]:
 
 
 @contextlib.contextmanager
-def running_app(models: list[str], log: Path, extra_args: list[str] | None = None) -> Iterator[str]:
-    """Run `python app.py --models ...` on a free port until the block ends; yields its URL."""
+def running_app(
+    models: list[str], log: Path, extra_args: list[str] | None = None, env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """Run `python app.py --models ...` on a free port until the block ends; yields its URL.
+    `env` adds to (or overrides) this process's environment."""
     port = free_port()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     cmd = [sys.executable, str(REPO_ROOT / "app.py"), "--port", str(port), "--models", *models, *(extra_args or [])]
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
