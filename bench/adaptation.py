@@ -3,7 +3,7 @@
     python bench/adaptation.py [--language de] [--out assets/reports/adaptation.json]
                                [--figure assets/figures/adaptation_de.png]
 
-Reads the training logs that `python -m models.adapt --model M --language L` wrote
+Reads the training logs that `python -m training.adapt --model M --language L` wrote
 (`assets/reports/adaptation/<M>-<L>.csv`) and prints JSON (`playground.adaptation.report`):
 
 - every run's curve: CPU seconds, bytes read, bits per byte on the whole validation split of the
@@ -15,7 +15,7 @@ Reads the training logs that `python -m models.adapt --model M --language L` wro
   both models reach in their runs (the worse of their final values); `speedup_by_threshold`
   repeats the measure on a grid down to it;
 - units per word of the new language's whole validation split (the text the curves score) under
-  each model: HAT words, bpe-tiny's English BPE tokens, bytes. Needs `python -m models.corpus`.
+  each model: HAT words, bpe-tiny's English BPE tokens, bytes. Needs `python -m training.corpus`.
 
 `--figure F.png` draws the curves (the Adaptation tab's figure) and `F_units.png` the units per
 word, as PNGs with kaleido.

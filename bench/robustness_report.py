@@ -485,7 +485,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rate = P.check_rate(args.rate)
         text_path = Path(args.text)
         if not text_path.is_file():
-            raise ValueError(f"{text_path} does not exist (build it with `python -m models.corpus`)")
+            raise ValueError(f"{text_path} does not exist (build it with `python -m training.corpus`)")
         text = load_text(text_path, args.max_bytes)
         R.check_text(text)
     except (ValueError, OSError) as err:

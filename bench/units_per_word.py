@@ -3,7 +3,7 @@
     python bench/units_per_word.py [--sample-chars 50000] [--out assets/figures/units_per_word]
 
 Text per language (en, de, es): the first `--sample-chars` characters (whole lines) of
-`data/corpus/<lang>/val.txt` when `python -m models.corpus` has built it, else the example texts in
+`data/corpus/<lang>/val.txt` when `python -m training.corpus` has built it, else the example texts in
 `assets/examples/` for that language. Words are whitespace-separated (tokenizer "fertility").
 Segmenters: bytes, hat-words and every available registered model but the language-adapted
 ones (its tokenizer; HAT words for HAT models), plus entropy-patches when `byte-tiny` is available. Writes `<out>.json` and

@@ -19,6 +19,8 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel
 
+from models.errors import UserError
+
 WEIGHT_FORMATS = ("float32", "float16")
 
 
@@ -116,16 +118,16 @@ def decoding_model(model: PreTrainedModel, weights: str = "float32") -> PreTrain
     Otherwise (another device or dtype, no kernel, or no plain ``nn.Linear`` left to swap)
     ``model`` itself."""
     if weights not in WEIGHT_FORMATS:
-        raise ValueError(f"unknown weight format {weights!r}; choose one of: {', '.join(WEIGHT_FORMATS)}")
+        raise UserError(f"unknown weight format {weights!r}; choose one of: {', '.join(WEIGHT_FORMATS)}")
     if not _cpu_float32(model):
         if weights == "float16":
-            raise ValueError(
+            raise UserError(
                 f"float16 weights are a CPU option for float32 models; this model runs on {model.device.type} "
                 f"in {str(model.dtype).removeprefix('torch.')}"
             )
         return model
     if weights == "float16" and not _fbgemm_available():
-        raise ValueError("float16 weights need PyTorch's fbgemm kernels (an x86-64 CPU with AVX2)")
+        raise UserError("float16 weights need PyTorch's fbgemm kernels (an x86-64 CPU with AVX2)")
     if weights == "float32" and not _onednn_available():
         return model
     if not any(type(m) is nn.Linear for m in model.modules()):

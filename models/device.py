@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Literal
 
 import torch
 
+from models.errors import UserError
+
 if TYPE_CHECKING:
     from transformers import BitsAndBytesConfig
 
@@ -17,7 +19,7 @@ DEVICE_CHOICES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
 QUANTIZE_CHOICES: tuple[str, ...] = ("none", "8bit", "4bit")
 
 
-class DeviceError(ValueError):
+class DeviceError(UserError):
     """The requested device or quantization cannot be used on this machine."""
 
 

@@ -25,6 +25,7 @@ from torch import nn
 from transformers import Cache, LlamaConfig, LlamaModel, PreTrainedConfig, PreTrainedModel
 
 from models.cpu_kernels import draft_linear, swap_linears
+from models.errors import UserError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_HEADS = REPO_ROOT / "assets" / "models" / "feature-draft"  # <target registry name>/
@@ -114,7 +115,7 @@ class FeatureDraftHead(PreTrainedModel):
         (neither becomes a parameter of the head, neither is saved with it)."""
         head = target.get_output_embeddings().weight
         if head.shape[0] != self.config.target_vocab_size or head.shape[1] != self.config.hidden_size:
-            raise ValueError(
+            raise UserError(
                 f"this draft head was trained for a target with vocabulary {self.config.target_vocab_size} and "
                 f"width {self.config.hidden_size} ({self.config.target or 'unknown'}); got {tuple(head.shape)}"
             )

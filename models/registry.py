@@ -48,6 +48,7 @@ from typing import Any, Literal
 import torch
 
 from models.device import check_quantize, quantization_config, resolve_device
+from models.errors import UserError
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ TOKENIZER_BYTES = "UTF-8 bytes (ByT5, id = byte + 3)"
 TOKENIZER_HAT_WORDS = "HAT words (hat-splitter) over UTF-8 bytes"
 
 
-class RegistryError(ValueError):
+class RegistryError(UserError):
     """Base class of the registry's user-facing errors."""
 
 
@@ -209,10 +210,10 @@ TRAINED: dict[str, tuple[Family, str]] = {
     "hat-tiny": ("hat", "Tiny HAT (byte encoder -> word backbone -> byte decoder) trained in this repo"),
     "bpe-tiny": ("bpe", "Tiny BPE transformer trained in this repo, matched to hat-tiny"),
     "byte-tiny": ("byte", "Tiny byte-level transformer trained in this repo, matched to hat-tiny"),
-    # The same three, continued on German text by `models/adapt.py` (bpe-tiny keeps its English vocabulary).
-    "hat-tiny-de": ("hat", "hat-tiny continued on German (models/adapt.py)"),
-    "bpe-tiny-de": ("bpe", "bpe-tiny continued on German with its English tokenizer (models/adapt.py)"),
-    "byte-tiny-de": ("byte", "byte-tiny continued on German (models/adapt.py)"),
+    # The same three, continued on German text by `training/adapt.py` (bpe-tiny keeps its English vocabulary).
+    "hat-tiny-de": ("hat", "hat-tiny continued on German (training/adapt.py)"),
+    "bpe-tiny-de": ("bpe", "bpe-tiny continued on German with its English tokenizer (training/adapt.py)"),
+    "byte-tiny-de": ("byte", "byte-tiny continued on German (training/adapt.py)"),
 }
 ADAPTED: dict[str, str] = {"hat-tiny-de": "hat-tiny", "bpe-tiny-de": "bpe-tiny", "byte-tiny-de": "byte-tiny"}
 
@@ -481,7 +482,7 @@ class Registry:
             if available
             else (
                 f"{name} has not been trained yet: {directory} does not exist "
-                f"(it is produced by the training script, {'models/adapt.py' if name in ADAPTED else 'models/train.py'})."
+                f"(it is produced by the training script, {'training/adapt.py' if name in ADAPTED else 'training/train.py'})."
             )
         )
         spec = ModelSpec(

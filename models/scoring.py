@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from models.errors import UserError
 from models.hat import HATForCausalLM
 from models.units import encode_with_byte_spans
 
@@ -94,7 +95,7 @@ def bos_id(tokenizer: PreTrainedTokenizerBase) -> int:
     for tid in (tokenizer.bos_token_id, tokenizer.eos_token_id):
         if tid is not None:
             return int(tid)
-    raise ValueError("this tokenizer has neither a BOS nor an EOS token to condition the first token on")
+    raise UserError("this tokenizer has neither a BOS nor an EOS token to condition the first token on")
 
 
 @torch.no_grad()
@@ -204,7 +205,7 @@ def next_byte_entropy_with(
             continue
         ids = tokenizer(block, add_special_tokens=False)["input_ids"]
         if len(ids) != len(data):
-            raise ValueError("next-byte entropy needs a byte-level model (one token per byte)")
+            raise UserError("next-byte entropy needs a byte-level model (one token per byte)")
         batch = torch.tensor([[bos_id(tokenizer)] + list(ids)], device=model.device)
         logp = F.log_softmax(model(input_ids=batch).logits[0, :-1].float(), -1)
         out.append((-(logp.exp() * logp).nansum(-1) / LN2).double().cpu().numpy())

@@ -2,7 +2,7 @@
 
 Two parts, both pure data (no UI):
 
-- **The shipped runs.** `models/adapt.py` continued hat-tiny, bpe-tiny and byte-tiny on German
+- **The shipped runs.** `training/adapt.py` continued hat-tiny, bpe-tiny and byte-tiny on German
   under one protocol and logged, every few CPU-minutes, bits per byte on the German validation
   split and on the English prefix (forgetting). `read_curves` reads those logs
   (`assets/reports/adaptation/<model>-<language>.csv`); `time_to_reach` and `speedup` turn them into the paper's measure: the
@@ -33,17 +33,18 @@ from typing import Any
 
 import numpy as np
 
-from models import adapt, registry
+from models import adaptation, registry
+from models.errors import UserError
 from models.registry import LoadedModel
 from playground.config import validate_text
 
 LANGUAGE_NAMES = {"de": "German", "es": "Spanish"}
-LANGUAGES = {code: LANGUAGE_NAMES[code] for code in adapt.LANGUAGES}  # the languages models.adapt runs
+LANGUAGES = {code: LANGUAGE_NAMES[code] for code in adaptation.LANGUAGES}  # the languages training.adapt runs
 BASE_MODELS = ("hat-tiny", "bpe-tiny", "byte-tiny")
 LIVE_MODELS = ("hat-tiny", "bpe-tiny")  # the pair the live panel adapts side by side
 
 
-class AdaptationError(ValueError):
+class AdaptationError(UserError):
     """A user error of the Adaptation view (bad text, too many steps, a run already going)."""
 
 
@@ -61,7 +62,7 @@ class CurvePoint:
 
 
 def read_curve(log_path: Path) -> list[CurvePoint]:
-    """The evaluations of one `models.adapt` training log (step 0 is the English model itself)."""
+    """The evaluations of one `training.adapt` training log (step 0 is the English model itself)."""
     with log_path.open(newline="") as f:
         return [
             CurvePoint(
@@ -76,14 +77,14 @@ def read_curve(log_path: Path) -> list[CurvePoint]:
 
 
 def read_curves(
-    language: str = "de", models: Sequence[str] = BASE_MODELS, logs_dir: Path = adapt.LOGS_DIR
+    language: str = "de", models: Sequence[str] = BASE_MODELS, logs_dir: Path = adaptation.LOGS_DIR
 ) -> dict[str, list[CurvePoint]]:
     """{base model: curve} for every model whose adaptation log (`<logs_dir>/<model>-<language>.csv`) is shipped."""
     if language not in LANGUAGES:
         raise AdaptationError(f"Unknown language {language!r}; the adaptation runs cover: {', '.join(LANGUAGES)}.")
     curves = {}
     for name in models:
-        log = logs_dir / f"{adapt.adapted_name(name, language)}.csv"
+        log = logs_dir / f"{adaptation.adapted_name(name, language)}.csv"
         if log.is_file():
             curve = read_curve(log)
             if curve:
@@ -170,14 +171,14 @@ def thresholds_grid(curves: dict[str, list[CurvePoint]], models: Sequence[str], 
     return [float(x) for x in np.linspace(high, low, n)]
 
 
-def report(language: str = "de", logs_dir: Path = adapt.LOGS_DIR) -> dict[str, Any]:
+def report(language: str = "de", logs_dir: Path = adaptation.LOGS_DIR) -> dict[str, Any]:
     """The comparison of the shipped adaptation runs: what `bench/adaptation.py` writes."""
     curves = read_curves(language, logs_dir=logs_dir)
     if not curves:
-        raise AdaptationError(f"No adaptation run for {language!r} is shipped (python -m models.adapt).")
+        raise AdaptationError(f"No adaptation run for {language!r} is shipped (python -m training.adapt).")
     result: dict[str, Any] = {
         "language": language,
-        "source": f"assets/reports/adaptation/<model>-{language}.csv (models.adapt training logs)",
+        "source": f"assets/reports/adaptation/<model>-{language}.csv (training.adapt training logs)",
         "curves": {name: [asdict(p) for p in curve] for name, curve in curves.items()},
         "summary": summary(curves),
     }
@@ -285,7 +286,7 @@ class LiveAdapter:
             self._copies, self.trained_on, self.steps_done = {}, None, 0
             copies = {name: _loaded_copy(self._loader(name)) for name in self.names}
             runs = {
-                name: adapt.continue_training(
+                name: adaptation.continue_training(
                     c.model,
                     c.tokenizer,
                     c.family,
@@ -384,7 +385,7 @@ class LiveSessions:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="Compare the shipped adaptation runs (models/adapt.py logs).")
+    ap = argparse.ArgumentParser(description="Compare the shipped adaptation runs (training/adapt.py logs).")
     ap.add_argument("--language", default="de", choices=list(LANGUAGES))
     ap.add_argument("--json", action="store_true", help="print the whole comparison as JSON")
     args = ap.parse_args(argv)

@@ -69,6 +69,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from models.errors import UserError
 from models.units import token_byte_spans
 from playground.config import Limits
 from playground.segment import visible
@@ -96,7 +97,7 @@ LEVEL_NOTES: dict[str, str] = {
 }
 
 
-class AttentionInputError(ValueError):
+class AttentionInputError(UserError):
     """The text cannot be analysed (empty, too long for the model or for the memory limit)."""
 
 
@@ -526,7 +527,7 @@ def _rollout_step(weights: np.ndarray, below: np.ndarray | None, residual: float
 def aggregate(level: AttentionLevel, layer: int, how: str = "mean", head: int = 0) -> np.ndarray:
     """One (units × units) matrix of `level`: layer `layer` aggregated over heads as `how`."""
     if how not in AGGREGATIONS:
-        raise ValueError(f"Unknown aggregation {how!r}; choose from {', '.join(AGGREGATIONS)}.")
+        raise UserError(f"Unknown aggregation {how!r}; choose from {', '.join(AGGREGATIONS)}.")
     layer = clamp(layer, level.n_layers)
     if how == "rollout":
         return level.rollout_at(layer)

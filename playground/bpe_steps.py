@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from models.errors import UserError
 from models.units import byte_level_alphabet
 from playground.config import validate_text
 from playground.perturb import perturb
@@ -30,7 +31,7 @@ MAX_TRAIN_CHARS = 20_000
 DEFAULT_TYPO_RATE = 0.2
 
 
-class BPEStepError(ValueError):
+class BPEStepError(UserError):
     """A user error of the BPE stepper (empty or huge text, a step out of range)."""
 
 

@@ -6,10 +6,12 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from models.errors import UserError
+
 DEFAULT_MAX_TEXT_CHARS = 2000
 
 
-class TextInputError(ValueError):
+class TextInputError(UserError):
     """The input text is empty or too long."""
 
 
@@ -93,23 +95,27 @@ HOSTED_LIMIT_NOTE = "the limit of this shared app; please shorten the text"
 def validate_text(
     text: str | None,
     max_chars: int,
-    error: type[ValueError] = TextInputError,
+    error: type[UserError] = TextInputError,
     limit_note: str = APP_LIMIT_NOTE,
+    allow_blank: bool = False,
 ) -> str:
     """Return `text` unchanged if it is non-empty, at most `max_chars` characters long and valid Unicode.
 
-    Raises `error` (a `ValueError` subclass, `TextInputError` by default) with a message for people
-    otherwise; `limit_note` says where the limit comes from. Whitespace-only text counts as empty.
+    The one text check of every view. Raises `error` (a `UserError`, `TextInputError` by default)
+    with a message for people otherwise; `limit_note` says where the limit comes from.
+    Whitespace-only text counts as empty unless `allow_blank` (segmenting spaces is a question too).
     Length is counted in Unicode code points (Python `len`).
     """
-    if text is None or not text.strip():
+    if not isinstance(text, str | None):
+        raise error(f"The text must be a string, got {type(text).__name__}.")
+    if text is None or text == "" or (not allow_blank and not text.strip()):
         raise error("Please enter some text first.")
     if len(text) > max_chars:
         raise error(f"The text has {len(text):,} characters; the limit is {max_chars:,} ({limit_note}).")
     return check_unicode(text, error)
 
 
-def check_unicode(text: str, error: type[ValueError] = TextInputError) -> str:
+def check_unicode(text: str, error: type[UserError] = TextInputError) -> str:
     """`text` if UTF-8 can encode it, else `error`: lone surrogates arrive through JSON ("\\ud800"),
     undecodable files and command-line bytes."""
     try:
@@ -128,4 +134,4 @@ def read_text(path: str) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ValueError(f"{path}: not valid UTF-8 (byte {exc.start}): {exc.reason}") from None
+        raise UserError(f"{path}: not valid UTF-8 (byte {exc.start}): {exc.reason}") from None

@@ -14,6 +14,7 @@ import json
 import sys
 
 from models import registry
+from models.errors import UserError
 from models.registry import load_model
 from models.scoring import DEFAULT_BLOCK_BYTES, TextScore, score_text
 from playground.config import read_text
@@ -22,7 +23,7 @@ from playground.config import read_text
 def evaluate(names: list[str], text: str, block_bytes: int = DEFAULT_BLOCK_BYTES) -> dict[str, dict]:
     """Score `text` with each model; returns {name: {bpb, bytes, units, bits, seconds, lossless}}."""
     if not text:
-        raise ValueError("the text is empty: nothing to score")
+        raise UserError("the text is empty: nothing to score")
     results: dict[str, dict] = {}
     for name in names:
         score: TextScore = score_text(load_model(name), text, block_bytes)
@@ -46,7 +47,7 @@ def parse_perturb(spec: str) -> tuple[str, float]:
 
     kind, sep, rate = spec.partition(":")
     if not sep or not kind.strip() or not rate.strip():
-        raise ValueError(f"--perturb takes KIND:RATE, e.g. typo:0.1 (got {spec!r})")
+        raise UserError(f"--perturb takes KIND:RATE, e.g. typo:0.1 (got {spec!r})")
     return check_kind(kind.strip()), check_rate(rate.strip())
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from models import registry
+from models.errors import UserError
 from playground import attention, bpe_steps, robustness, segment
 from playground.config import validate_text
 from playground.speculative.compare import RunSettings, compare, to_json
@@ -186,7 +187,7 @@ def _hat_model(models: Sequence[str]) -> str:
     """The HAT model a lesson shows: hat-tiny when offered, else the first HAT; a user error without one."""
     hats = [n for n in models if registry.get_spec(n).family == "hat"]
     if not hats:
-        raise ValueError("This lesson needs a HAT model, and this app offers none (see --models).")
+        raise UserError("This lesson needs a HAT model, and this app offers none (see --models).")
     return "hat-tiny" if "hat-tiny" in hats else hats[0]
 
 
@@ -222,7 +223,7 @@ def speculative_lesson(prompt: str | None, models: Sequence[str]) -> dict[str, A
     prompt = validate_text(prompt, MAX_LESSON_CHARS, limit_note=LESSON_LIMIT_NOTE)
     target = _bpe_model(models)
     if target is None:
-        raise ValueError("This lesson needs a BPE model, and this app offers none (see --models).")
+        raise UserError("This lesson needs a BPE model, and this app offers none (see --models).")
     lm = registry.load_model(target)
     settings = RunSettings("prompt-lookup", max_new_tokens=SPECULATIVE_LESSON_TOKENS, tree_budget=6, max_depth=6)
     comparison = compare(lm.model, lm.tokenizer, prompt, settings)

@@ -67,6 +67,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from models.errors import UserError
+
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "perturb"
 KEYBOARD_FILES = {
     "qwerty": "keyboard_qwerty_en.json",
@@ -93,7 +95,7 @@ ACCENTS = {
 HOMOGLYPH_RANGES = ((0x0391, 0x03C9), (0x0400, 0x045F))
 
 
-class PerturbError(ValueError):
+class PerturbError(UserError):
     """A bad perturbation request (unknown kind, rate out of range), with a message for people."""
 
 

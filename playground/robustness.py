@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from models.errors import UserError
 from models.registry import LoadedModel, load_model
 from models.scoring import DEFAULT_BLOCK_BYTES, TextScore, score_text
 from playground.config import read_text, validate_text
@@ -53,7 +54,7 @@ CACHE_MAX_BYTES = 64 * 2**20  # text bytes held by the score cache (scores keep 
 Loader = Callable[[str], LoadedModel]
 
 
-class RobustnessError(ValueError):
+class RobustnessError(UserError):
     """A bad request (no model, bad rates, ...), with a message for people."""
 
 

@@ -45,8 +45,10 @@ from typing import Any
 
 import numpy as np
 
+from models.errors import UserError
 from models.units import exact_lengths, piece_bytes, tokenizer_scheme
-from playground.config import DEFAULT_MAX_TEXT_CHARS, check_unicode  # the app's default limit, for the CLI too
+from playground.config import DEFAULT_MAX_TEXT_CHARS  # the app's default limit, for the CLI too
+from playground.config import validate_text as config_validate_text
 
 BUILTIN_SEGMENTERS: tuple[str, ...] = ("bytes", "hat-words", "entropy-patches")
 DEFAULT_SEGMENTERS: tuple[str, ...] = ("bytes", "hat-words")
@@ -63,7 +65,7 @@ EntropyFn = Callable[[str], np.ndarray]
 TokenizerLoader = Callable[[str], Any]
 
 
-class SegmentError(ValueError):
+class SegmentError(UserError):
     """A problem with the user's input, with a message meant for the user."""
 
 
@@ -142,14 +144,10 @@ class SegmentStats:
 
 
 def validate_text(text: Any, max_chars: int | None = None) -> str:
-    """Return ``text`` if it can be segmented, else raise :class:`SegmentError`."""
-    if not isinstance(text, str):
-        raise SegmentError(f"text must be a string, got {type(text).__name__}")
-    if text == "":
-        raise SegmentError("Enter some text to segment (the text is empty).")
-    if max_chars is not None and len(text) > max_chars:
-        raise SegmentError(f"The text has {len(text):,} characters; the limit is {max_chars:,}. Shorten it.")
-    return check_unicode(text, SegmentError)
+    """Return ``text`` if it can be segmented (``playground.config.validate_text``, blank text
+    allowed: how models cut spaces is a fair question), else raise :class:`SegmentError`."""
+    bound = max_chars if max_chars is not None else sys.maxsize
+    return config_validate_text(text, bound, SegmentError, "please shorten it", allow_blank=True)
 
 
 def validate_max_word_bytes(value: Any) -> int:

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 from test_train import TINY, _run
 
-from models import adapt, train
+from models import adaptation
 from models.registry import Registry
 from models.scoring import score_with
 from playground import adaptation as core
+from training import adapt, train
 
 GERMAN = (
     "Der Zug fuhr langsam in den Bahnhof ein. Auf dem Bahnsteig warteten viele Menschen mit Koffern, "
@@ -36,7 +37,7 @@ def test_continued_training_lowers_the_loss_on_the_adaptation_text(
     lm = reg.load_model(f"hf:{tiny_hat_dir if family == 'hat' else tiny_bpe_dir}")
     model = core._loaded_copy(lm).model
     before = score_with(model, lm.tokenizer, GERMAN).bpb
-    losses = [loss for _, loss in adapt.continue_training(model, lm.tokenizer, family, GERMAN, 12, peak_lr=3e-3)]
+    losses = [loss for _, loss in adaptation.continue_training(model, lm.tokenizer, family, GERMAN, 12, peak_lr=3e-3)]
     after = score_with(model, lm.tokenizer, GERMAN).bpb
     assert len(losses) == 12
     assert after < before - 0.1, (before, after)
@@ -44,9 +45,9 @@ def test_continued_training_lowers_the_loss_on_the_adaptation_text(
 
 
 def test_text_windows_of_a_short_text_are_the_whole_text() -> None:
-    batch = next(adapt.text_windows("kurz", 256, 3, seed=0))
+    batch = next(adaptation.text_windows("kurz", 256, 3, seed=0))
     assert batch == ["kurz"] * 3
-    long = next(adapt.text_windows(GERMAN, 64, 4, seed=0))
+    long = next(adaptation.text_windows(GERMAN, 64, 4, seed=0))
     assert all(w in GERMAN and 56 <= len(w.encode()) <= 64 for w in long)
 
 
@@ -164,7 +165,7 @@ def test_unknown_language_is_a_user_error(tmp_path: Path) -> None:
         core.report("de", logs_dir=tmp_path)
 
 
-# ---- the adaptation protocol of models.train
+# ---- the adaptation protocol of training.train
 
 
 def test_continued_runs_log_their_start_and_the_extra_validation(tmp_path: Path) -> None:
@@ -194,7 +195,7 @@ def test_continued_runs_log_their_start_and_the_extra_validation(tmp_path: Path)
 def test_adapt_runs_models_train_with_the_fixed_protocol(tmp_path: Path) -> None:
     args = adapt.train_args("bpe-tiny", "de", 45, corpus_root=tmp_path)
     parsed = dict(zip(args[::2], args[1::2], strict=False))
-    assert parsed["--name"] == "bpe-tiny-de" and parsed["--lr"] == str(adapt.ADAPT_PEAK_LR)
+    assert parsed["--name"] == "bpe-tiny-de" and parsed["--lr"] == str(adaptation.ADAPT_PEAK_LR)
     assert parsed["--corpus"] == str(tmp_path / "de") and parsed["--threads"] == "1"
     assert f"en={tmp_path / 'en'}" in args
     with pytest.raises(SystemExit, match="no de corpus"):

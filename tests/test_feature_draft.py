@@ -10,11 +10,11 @@ from conftest import SENTENCES
 
 import models  # noqa: F401  (OMP_WAIT_POLICY before torch threads start)
 from models.feature_draft import FeatureDraftHead, load_feature_head
-from models.feature_draft_data import build_prompts
-from models.feature_draft_data import main as data_main
-from models.train_feature_draft import answer_start, draft_vocabulary, make_batch, split
-from models.train_feature_draft import main as train_main
 from playground.speculative.prompts import GROUNDED_PROMPT, OPEN_ENDED_PROMPT
+from training.feature_draft_data import build_prompts
+from training.feature_draft_data import main as data_main
+from training.train_feature_draft import answer_start, draft_vocabulary, make_batch, split
+from training.train_feature_draft import main as train_main
 
 NOUNS = [f"{c}{v}nter" for c in "bcdfghjklmnprst" for v in "aeiou"]  # 75 made-up nouns
 CORPUS = "\n".join(

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from models.errors import UserError
 from models.registry import Registry
 from models.scoring import score_with
 from playground import attention, robustness, segment
@@ -50,7 +51,7 @@ def encodable(text: str) -> bool:
 def test_validate_text_accepts_only_what_the_cores_can_read(text: str) -> None:
     try:
         out = validate_text(text, 2000)
-    except ValueError as err:
+    except UserError as err:
         assert str(err) and ("surrogate" in str(err) or not text.strip() or len(text) > 2000)
         return
     assert out == text and encodable(text) and text.strip()
@@ -78,7 +79,7 @@ def test_segmenters_stay_exact(text: str, tiny_bpe_dir: Path, tiny_byte_dir: Pat
 def test_scoring_counts_every_byte(text: str, reg: Registry, tiny_bpe_dir: Path, tiny_hat_dir: Path) -> None:
     try:
         text = validate_text(text, 2000)
-    except ValueError:
+    except UserError:
         return
     for name in (f"hf:{tiny_bpe_dir}", f"hf:{tiny_hat_dir}"):
         lm = reg.load_model(name)
@@ -98,11 +99,11 @@ def test_attention_and_robustness_raise_only_user_errors(
             names, text, "mix", 0.3, 1, next_words=False, max_chars=2000, loader=reg.load_model
         )
         assert set(result.to_dict()["models"]) == set(names)
-    except ValueError as err:
+    except UserError as err:
         assert str(err)
     try:
         checked = validate_text(text, 2000)
-    except ValueError:
+    except UserError:
         return
     for name in names:
         try:
@@ -116,13 +117,13 @@ def test_attention_and_robustness_raise_only_user_errors(
 def test_invalid_utf8_files_get_a_message(tmp_path: Path) -> None:
     path = tmp_path / "upload.txt"
     path.write_bytes(b"caf\xe9 \xff\xfe")
-    with pytest.raises(ValueError, match="not valid UTF-8"):
+    with pytest.raises(UserError, match="not valid UTF-8"):
         read_text(str(path))
 
 
 def test_a_100_kb_single_word_is_refused_or_cut(tiny_bpe_dir: Path) -> None:
     word = "x" * 100_000
-    with pytest.raises(ValueError, match="limit"):
+    with pytest.raises(UserError, match="limit"):
         validate_text(word, 2000)
     result = segment.segment(word, ["bytes", "hat-words"], max_chars=None)
     assert sum(u.byte_end - u.byte_start for u in result["hat-words"].units) == 100_000
@@ -137,12 +138,12 @@ def test_speculative_raises_only_user_errors_and_stays_lossless(text: str, reg: 
 
     try:
         prompt = validate_text(text, 2000)
-    except ValueError:
+    except UserError:
         return
     lm = reg.load_model(f"hf:{tiny_bpe_dir}")
     try:
         out = compare(lm.model, lm.tokenizer, prompt, RunSettings(drafter="prompt-lookup", max_new_tokens=6))
-    except ValueError as err:
+    except UserError as err:
         assert str(err)
         return
     assert out.speculative.output_ids == out.plain.output_ids  # greedy: identical to plain decoding

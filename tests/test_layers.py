@@ -1,4 +1,5 @@
-"""The code's layers, checked from the source: models <- playground (core) <- playground.ui <- app.
+"""The code's layers, checked from the source: models <- playground (core) <- playground.ui <- app,
+and the offline tools (`training/`) beside them: they use `models/`, nothing the app runs uses them.
 
 Every import is read with `ast`, at module level or inside functions alike:
 - a layer imports only itself and the layers below it (and the core no UI library);
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("models", "playground")
+PACKAGES = ("models", "playground", "training")
 UI_LIBRARIES = {"gradio", "gradio_client", "plotly", "pandas", "kaleido"}
 
 
@@ -33,8 +34,8 @@ def project_modules() -> dict[str, Path]:
 MODULES = project_modules()
 
 
-def layer(module: str) -> int:
-    """0 models, 1 playground core, 2 playground.ui, 3 app."""
+def layer(module: str) -> float:
+    """0 models, 0.5 training (offline tools), 1 playground core, 2 playground.ui, 3 app."""
     if module == "app":
         return 3
     if module.startswith("playground.ui"):
@@ -43,7 +44,19 @@ def layer(module: str) -> int:
         return 1
     if module.startswith("models"):
         return 0
+    if module.startswith("training"):
+        return 0.5  # above models/ only; the app's layers may not import it (TRAINING_USERS)
     raise ValueError(module)
+
+
+def may_import(module: str, dep: str) -> bool:
+    """Whether `module` may import the project module `dep`: only from its layer or below, and
+    `training/` only from `training/` (the app must run without the offline tools)."""
+    if dep.startswith("training"):
+        return module.startswith("training")
+    if module.startswith("training"):
+        return dep.startswith("models")
+    return layer(dep) <= layer(module)
 
 
 def resolve(module: str, node: ast.ImportFrom) -> str:
@@ -90,7 +103,7 @@ def test_each_layer_imports_only_itself_and_below(module: str) -> None:
             pytest.fail(f"{module}:{line} imports {target}: bench/ and tests/ sit above the app")
         dep = project_target(target)
         if dep is not None:
-            assert layer(dep) <= layer(module), f"{module}:{line} imports {target}, a layer above it"
+            assert may_import(module, dep), f"{module}:{line} imports {target}, a layer it may not use"
         if layer(module) <= 1:
             assert top not in UI_LIBRARIES, f"{module}:{line} imports {top}: the core returns data, the UI draws it"
 
@@ -136,7 +149,10 @@ def test_the_checks_see_violations() -> None:
     taken = imports("playground.segment", "def f():\n    from models.hat import _bucket_length as b\n")
     assert taken == [("models.hat", ["_bucket_length"], 2)]
     upward = imports("models.scoring", "import playground.ui.common\n")
-    assert layer(project_target(upward[0][0]) or "") > layer("models.scoring")
+    assert not may_import("models.scoring", project_target(upward[0][0]) or "")
+    assert not may_import("playground.adaptation", "training.adapt")  # the app does not need training/
+    assert not may_import("training.train", "playground.segment")
+    assert may_import("training.adapt", "models.adaptation")
     assert find_loop({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_loop({"a": {"b"}, "b": {"c"}, "c": set()}) is None
     relative = imports("playground.ui.segment", "from ..segment import stats\n")

@@ -10,7 +10,7 @@ from conftest import load_bench
 
 
 def _write_log(root: Path, name: str, rows: list[tuple[float, float, float | None]]) -> None:
-    """A training log in `models.train`'s format (evaluations only on some steps, as there)."""
+    """A training log in `training.train`'s format (evaluations only on some steps, as there)."""
     folder = root / "assets" / "models" / name
     folder.mkdir(parents=True)
     lines = ["step,seconds,bytes_seen,train_loss_bpb,val_bpb,lr"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import subprocess
 import sys
 import unicodedata
@@ -333,7 +334,7 @@ def test_hat_model_uses_its_word_cap(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "kwargs", "message"),
     [
-        ("", {}, "empty"),
+        ("", {}, "enter some text"),
         ("x" * 11, {"max_chars": 10}, "limit is 10"),
         ("ok \ud800 no", {}, "not valid Unicode"),
         ("abc", {"max_word_bytes": 0}, "between 1 and"),
@@ -344,7 +345,7 @@ def test_hat_model_uses_its_word_cap(tmp_path: Path) -> None:
 )
 def test_bad_input(text: str, kwargs: dict[str, Any], message: str) -> None:
     kwargs = {"segmenters": ["bytes"], **kwargs}
-    with pytest.raises(core.SegmentError, match=message):
+    with pytest.raises(core.SegmentError, match=re.compile(message, re.IGNORECASE)):
         core.segment(text, **kwargs)
 
 
@@ -414,7 +415,7 @@ def test_cli_json() -> None:
 
 def test_cli_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert core.main(["--text", "", "--json"]) == 2
-    assert "empty" in capsys.readouterr().err
+    assert "enter some text" in capsys.readouterr().err
     assert core.main(["--text", "abc", "--segmenters", "nope", "--json"]) == 2
     assert "Unknown segmenter 'nope'" in capsys.readouterr().err
 

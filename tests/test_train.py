@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import load_bench
 
-from models import train
+from training import train
 
 TINY = {
     "encoder_hidden_size": 32,
@@ -36,7 +36,7 @@ def corpus(tmp_path: Path) -> Path:
     (root / "val.txt").write_text(text[:3000])
     source = {"package": "deb:fortunes", "version": "1:1.99.1-7.3", "train_bytes": 2 * len(text.encode())}
     manifest = {"languages": {"corpus": {"files": {}, "sources": {"fortunes": {**source, "documents": 3}}}}}
-    (tmp_path / "manifest.json").write_text(json.dumps(manifest))  # as models.corpus writes it, beside the language
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))  # as training.corpus writes it, beside the language
     return root
 
 

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import models  # noqa: F401  (sets OMP_WAIT_POLICY before torch loads)
+from models.errors import UserError
 from playground.speculative.compare import MAX_NEW_TOKENS, WEIGHT_FORMATS, RunSettings, compare, load_draft, to_json
 from playground.speculative.drafters import DRAFTER_NAMES, FEATURE_HEAD_DRAFTERS, TREE_SHAPES
 
@@ -87,7 +88,7 @@ def _run(args: argparse.Namespace) -> dict:
     if target.tokenizer is None:  # a HAT: whole words are drafted and verified
         return _run_words(args, target, prompt)
     if args.drafter == "draft-model" and not args.draft_model:
-        raise ValueError("--drafter draft-model needs --draft-model NAME")
+        raise UserError("--drafter draft-model needs --draft-model NAME")
     draft_model = load_draft(args.drafter, args.model, target.model, args.draft_model, load_model)
     comparison = compare(target.model, target.tokenizer, prompt, settings, draft_model=draft_model)
     data = to_json(comparison, target.tokenizer)
@@ -102,14 +103,14 @@ def _run_words(args: argparse.Namespace, target, prompt: str) -> dict:
     from playground.speculative.hat_words import compare_words, to_json_words
 
     if args.drafter != "prompt-lookup" or args.temperature != 0:
-        raise ValueError(
+        raise UserError(
             f"{args.model} is a HAT model: it drafts whole words with --drafter prompt-lookup, greedy only "
             "(--temperature 0)"
         )
     if not prompt.strip():
-        raise ValueError("Please enter a prompt first.")
+        raise UserError("Please enter a prompt first.")
     if not 1 <= args.max_new_bytes <= MAX_NEW_BYTES:
-        raise ValueError(f"--max-new-bytes must be between 1 and {MAX_NEW_BYTES}, got {args.max_new_bytes}")
+        raise UserError(f"--max-new-bytes must be between 1 and {MAX_NEW_BYTES}, got {args.max_new_bytes}")
     comparison = compare_words(
         target.model, prompt, max_new_bytes=args.max_new_bytes, max_draft_words=min(args.tree_budget, 16)
     )
@@ -122,7 +123,7 @@ def _read(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ValueError(f"cannot read the prompt file: {exc}") from exc
+        raise UserError(f"cannot read the prompt file: {exc}") from exc
 
 
 def _print_human(data: dict) -> None:

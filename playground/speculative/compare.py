@@ -10,6 +10,7 @@ from typing import Any
 from transformers import PreTrainedModel
 
 from models.cpu_kernels import WEIGHT_FORMATS, decoding_model, draft_decoding_model
+from models.errors import UserError
 from models.feature_draft import load_feature_head, shipped_head_path
 from models.generate import chat_prompt_ids
 from playground.speculative.drafters import (
@@ -28,7 +29,7 @@ MAX_NEW_TOKENS = 512
 MAX_TEMPERATURE = 2.0
 
 
-class SpeculativeInputError(ValueError):
+class SpeculativeInputError(UserError):
     """A prompt or setting that cannot be run."""
 
 
@@ -125,8 +126,8 @@ def load_draft(
         if path is None:
             raise SpeculativeInputError(
                 f"no feature draft head was trained for {target_name}; train one with "
-                f"`python -m models.feature_draft_data --target {target_name}` then "
-                f"`python -m models.train_feature_draft --target {target_name}`"
+                f"`python -m training.feature_draft_data --target {target_name}` then "
+                f"`python -m training.train_feature_draft --target {target_name}`"
             )
         try:
             return load_feature_head(path, target)

@@ -20,6 +20,7 @@ from typing import Literal
 import torch
 from transformers import PreTrainedModel
 
+from models.errors import UserError
 from models.feature_draft import FeatureDraftHead
 from playground.speculative.modeling import (
     crop_to,
@@ -56,7 +57,7 @@ TREE_SHAPES: tuple[str, ...] = ("chain", "static", "dynamic", "adaptive")
 MAX_TREE_BUDGET = 128
 
 
-class DrafterError(ValueError):
+class DrafterError(UserError):
     """An unknown drafter or an invalid drafter setting."""
 
 

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from transformers import DynamicCache, PreTrainedModel
 
+from models.errors import UserError
 from playground.speculative.tree import DraftTree, causal_mask, tree_attention_mask, tree_position_ids
 
 
@@ -122,7 +123,7 @@ class TreeLogits:
     def hidden(self, rows: Sequence[int]) -> torch.Tensor:
         """The target's final hidden states (what its head reads) at ``rows``."""
         if self._hidden is None:
-            raise ValueError("this architecture's verification pass does not expose hidden states")
+            raise UserError("this architecture's verification pass does not expose hidden states")
         return self._hidden[list(rows)]
 
     def _apply_head(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -167,7 +168,7 @@ def supports_hidden_states(model: PreTrainedModel) -> bool:
 def forward_hidden(model: PreTrainedModel, cache: DynamicCache, tokens: Sequence[int]) -> torch.Tensor:
     """Append ``tokens`` causally to the cache; the final hidden states ``(len(tokens), hidden)``."""
     if not supports_hidden_states(model):
-        raise ValueError(f"{type(model).__name__} does not expose final hidden states to drafters")
+        raise UserError(f"{type(model).__name__} does not expose final hidden states to drafters")
     base = getattr(model, model.base_model_prefix)
     return base(**_causal_inputs(model, cache, tokens)).last_hidden_state[0]
 
@@ -287,7 +288,7 @@ def crop_to(cache: DynamicCache, length: int) -> None:
         cache.crop(-excess)
 
 
-class LayerSkipError(ValueError):
+class LayerSkipError(UserError):
     """The layer-skip draft cannot be built for this model or layer choice."""
 
 

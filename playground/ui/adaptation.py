@@ -132,7 +132,7 @@ def shipped_view(language: str) -> tuple[go.Figure | None, pd.DataFrame, str]:
             pd.DataFrame(),
             (
                 f"No adaptation run for {core.LANGUAGES[language]} is shipped yet "
-                f"(`python -m models.adapt --model hat-tiny --language {language}`)."
+                f"(`python -m training.adapt --model hat-tiny --language {language}`)."
             ),
         )
     rows = []
@@ -259,7 +259,7 @@ def _shipped_section() -> tuple[gr.Radio, gr.Plot, gr.Dataframe, gr.Markdown]:
     if units:
         gr.Plot(units_figure(units, "de"), label="Why: German units per word", elem_id="adaptation-units-de")
     gr.Markdown(
-        "<small>Protocol (`models/adapt.py`): each English model continues on the German training text of "
+        "<small>Protocol (`training/adapt.py`): each English model continues on the German training text of "
         "the offline corpus (fortunes, LibreOffice help, man pages) with the same windows in the same order, "
         "the same budget of CPU seconds on one thread, the same learning-rate schedule; bpe-tiny keeps its "
         "English vocabulary. Bits per byte count every byte of the whole German validation split and of the "

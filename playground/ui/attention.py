@@ -24,6 +24,7 @@ from plotly.colors import diverging, sequential
 from plotly.colors import hex_to_rgb as _hex_to_rgb
 from plotly.subplots import make_subplots
 
+from models.errors import UserError
 from models.registry import get_spec
 from playground import attention as core
 from playground import links
@@ -306,10 +307,10 @@ def profile_figure(profiles: Sequence[core.Profile], scale: str = "sqrt") -> go.
 def _models(config: AppConfig, model_a: str | None, model_b: str | None) -> list[str]:
     names = [n for n in (model_a, model_b) if n]
     if not names:
-        raise ValueError("Please choose a model (A).")
+        raise UserError("Please choose a model (A).")
     unknown = [n for n in names if n not in config.models]
     if unknown:
-        raise ValueError(f"Unknown model(s): {', '.join(unknown)}. This app offers: {', '.join(config.models)}.")
+        raise UserError(f"Unknown model(s): {', '.join(unknown)}. This app offers: {', '.join(config.models)}.")
     return list(dict.fromkeys(names))
 
 
@@ -381,7 +382,7 @@ def render(
     level = level if level in LEVELS else "backbone"
     axes = axes if axes in ("units", "chars") else "units"
     if how not in core.AGGREGATIONS:
-        raise ValueError(f"Unknown aggregation {how!r}; choose from {', '.join(core.AGGREGATIONS)}.")
+        raise UserError(f"Unknown aggregation {how!r}; choose from {', '.join(core.AGGREGATIONS)}.")
     results = [core.cached_attention(name, text) for name in names]
     levels = [r.level(level) for r in results]
     max_layers = max(lvl.n_layers for lvl in levels)

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import gradio as gr
 
+from models.errors import UserError
 from models.registry import ModelSpec, default_registry, format_params, get_spec, is_out_of_memory, load_state
 from playground.config import AppConfig, validate_text
 
@@ -36,7 +37,7 @@ def _as_user_error(err: Exception) -> gr.Error | None:
     """The message for an error users should see, or None for a bug (whose traceback is logged)."""
     if isinstance(err, gr.Error):
         return err
-    if isinstance(err, ValueError):
+    if isinstance(err, UserError):
         return as_gr_error(err)
     if is_out_of_memory(err):
         default_registry().free_after_oom()  # the server stays up; models reload on next use
@@ -50,7 +51,7 @@ def _as_user_error(err: Exception) -> gr.Error | None:
 
 
 def user_errors(fn: F) -> F:
-    """Decorate an event handler so a user error (`ValueError`) or running out of memory is shown
+    """Decorate an event handler so a user error (`models.errors.UserError`) or running out of memory is shown
     as a `gr.Error` with a message saying what to change.
 
     Works for plain functions and generators. Other exceptions propagate unchanged (Gradio
@@ -127,7 +128,7 @@ def as_gr_error(err: Exception) -> gr.Error:
 
 
 def check_text(text: str | None, config: AppConfig) -> str:
-    """`validate_text` with the app's character limit; raises `TextInputError` (a ValueError)."""
+    """`validate_text` with the app's character limit; raises `TextInputError` (a `UserError`)."""
     return validate_text(text, config.max_text_chars, limit_note=config.limit_note)
 
 
@@ -144,11 +145,11 @@ def check_models(
         names = list(selected)
     unknown = [n for n in names if n not in config.models]
     if unknown:
-        raise ValueError(f"Unknown model(s): {', '.join(unknown)}. This app offers: {', '.join(config.models)}.")
+        raise UserError(f"Unknown model(s): {', '.join(unknown)}. This app offers: {', '.join(config.models)}.")
     if len(names) < at_least:
-        raise ValueError(f"Please select at least {at_least} model{'s' if at_least > 1 else ''}.")
+        raise UserError(f"Please select at least {at_least} model{'s' if at_least > 1 else ''}.")
     if at_most is not None and len(names) > at_most:
-        raise ValueError(
+        raise UserError(
             f"{len(names)} models selected; this app compares at most {at_most} per request "
             "(models per request). Please remove some."
         )

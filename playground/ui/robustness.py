@@ -24,6 +24,7 @@ import gradio as gr
 import pandas as pd
 import plotly.graph_objects as go
 
+from models.errors import UserError
 from models.registry import get_spec
 from playground import perturb as P
 from playground import robustness as core
@@ -331,9 +332,9 @@ def _seed(seed: float | str | None) -> int:
     try:
         value = float(seed if seed not in (None, "") else 0)
     except (TypeError, ValueError):
-        raise ValueError(f"The seed must be a whole number, got {seed!r}.") from None
+        raise UserError(f"The seed must be a whole number, got {seed!r}.") from None
     if not math.isfinite(value) or value != int(value):
-        raise ValueError(f"The seed must be a whole number, got {seed!r}.")
+        raise UserError(f"The seed must be a whole number, got {seed!r}.")
     return int(value)
 
 
@@ -392,7 +393,7 @@ def run_sweep(
         step = float(step or 0.05)
         bounds = config.limits
         if not bounds.sweep_min_step <= step <= bounds.sweep_max_rate:
-            raise ValueError(
+            raise UserError(
                 f"The sweep step must be between {bounds.sweep_min_step:.1%} and {bounds.sweep_max_rate:.0%} "
                 f"(sweep rates), got {step:.1%}."
             )

@@ -14,6 +14,7 @@ import gradio as gr
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from models.errors import UserError
 from models.registry import get_spec, load_model
 from playground import links
 from playground.segment import visible
@@ -313,9 +314,9 @@ def run_speculative(
 ) -> dict[str, Any]:
     """Decode ``prompt`` plainly and speculatively; the JSON of ``python -m playground.speculative``."""
     if not prompt or not prompt.strip():
-        raise ValueError("Please enter a prompt first.")
+        raise UserError("Please enter a prompt first.")
     if len(prompt) > config.max_text_chars:
-        raise ValueError(
+        raise UserError(
             f"The prompt has {len(prompt):,} characters; the limit is {config.max_text_chars:,} ({config.limit_note})."
         )
     limits = config.limits
@@ -324,7 +325,7 @@ def run_speculative(
         (budget, limits.tree_budget, "tree budget"),
     ):
         if value is not None and float(value) > bound:
-            raise ValueError(f"{what} is {float(value):g}; this app allows at most {bound} ({what}).")
+            raise UserError(f"{what} is {float(value):g}; this app allows at most {bound} ({what}).")
     (target,) = check_models(target, config)
     if get_spec(target).family == "hat":
         return _run_hat_words(prompt, target, drafter, float(temperature), int(max_new_tokens))
@@ -342,7 +343,7 @@ def run_speculative(
     settings = replace(settings, chat=bool(chat) and bool(getattr(lm.tokenizer, "chat_template", None)))
     if drafter == "draft-model":
         if not draft_model:
-            raise ValueError("Choose a draft model (same tokenizer as the target).")
+            raise UserError("Choose a draft model (same tokenizer as the target).")
         (draft_model,) = check_models(draft_model, config)
     else:
         draft_model = None  # the feature head is the one shipped for the target: no paths from users
@@ -361,7 +362,7 @@ BYTES_PER_TOKEN = 4  # a HAT writes bytes: "max new tokens" becomes about as muc
 def _run_hat_words(prompt: str, target: str, drafter: str, temperature: float, max_new_tokens: int) -> dict[str, Any]:
     """HAT drafts whole words (prompt lookup over words) and checks them with one backbone pass."""
     if drafter != "prompt-lookup" or temperature != 0:
-        raise ValueError(
+        raise UserError(
             f"{target} is a HAT model: it drafts whole words with the prompt-lookup drafter, greedy only "
             "(temperature 0)."
         )

@@ -1,20 +1,21 @@
 """Self-distillation data for a feature draft head: the target's own answers to generic
-instructions, with its last hidden state and greedy choice at every position.
+instructions, with its hidden states and greedy choice at every position.
 
 Usage::
 
-    python -m models.feature_draft_data --target smollm2-135m --out runs/feature-draft/data \
+    python -m training.feature_draft_data --target smollm2-135m --out runs/feature-draft/data \
         [--minutes 30] [--batch 8] [--max-new-tokens 160] [--seed 0]
 
-Prompts are built from the offline corpus (``python -m models.corpus``): generic instruction
+Prompts are built from the offline corpus (``python -m training.corpus``): generic instruction
 templates (stories, poems, explanations, letters, tips, dialogues...) about topics drawn from
 the corpus's own vocabulary, and tasks on passages of its training split (summarise, continue,
 rewrite, main idea). Nothing is taken from the bench's or the view's example prompts, and no
 template is chosen for them. The target answers greedily in its chat template (what the
 bench and the view decode), batched. A second, teacher-forced pass over each finished
 sequence records, per position ``j``: the token ``ids[j]``, the target's final hidden state
-``features[j]`` (after its last norm: what its LM head reads) and its greedy next token
-``labels[j]``. Shards of sequences are written as they finish, so the run can stop at any
+``features[j]`` (after its last norm: what its LM head reads), the hidden states of a low, a
+middle and a high layer concatenated, ``layer_features[j]`` (what an EAGLE-3 head fuses;
+``eagle3_layers``), and its greedy next token ``labels[j]``. Shards of sequences are written as they finish, so the run can stop at any
 time (``--minutes``) and a rerun continues after the last shard.
 
 With ``--source corpus`` no text is generated: the teacher-forced pass runs over windows of
@@ -61,6 +62,28 @@ TOPIC_TASKS = (
     "Write a fairy tale that involves {topic}.",
     "Describe a day in the life of someone who loves {topic}.",
 )
+# Added for the second prompt set (``--prompt-set wide``): other registers and forms, so a head
+# trained on the answers meets more of what users ask (mails, guides, speeches, reviews...).
+WIDE_TOPIC_TASKS = (
+    "Write an email to your manager about {topic}.",
+    "Write a step-by-step guide to {topic}.",
+    "Write a short speech about {topic}.",
+    "Write a diary entry about {topic}.",
+    "Write a review of a book about {topic}.",
+    "Compare {topic} with something similar.",
+    "Write an interview with an expert on {topic}.",
+    "Tell me a funny story about {topic}.",
+    "Write a children's story about {topic}.",
+    "Explain how {topic} works, step by step.",
+    "Write a short essay arguing for {topic}.",
+    "Write a conversation between a teacher and a student about {topic}.",
+    "What are common mistakes people make with {topic}?",
+    "Write a product description for something related to {topic}.",
+    "Describe {topic} as if you were a tour guide.",
+    "Write a thank-you note that mentions {topic}.",
+    "Give advice to a beginner about {topic}.",
+    "Write the opening of a mystery novel involving {topic}.",
+)
 PASSAGE_TASKS = (
     "Summarize the following text in a few sentences.\n\n{passage}",
     "Continue the following text.\n\n{passage}",
@@ -94,8 +117,12 @@ def passages(text: str, rng: random.Random, n: int, min_chars: int = 300, max_ch
     return out
 
 
-def build_prompts(corpus_text: str, n: int, seed: int = 0, passage_share: float = 0.35) -> list[str]:
-    """``n`` generic instructions, deterministic for ``seed``."""
+def build_prompts(
+    corpus_text: str, n: int, seed: int = 0, passage_share: float = 0.35, prompt_set: str = "v1"
+) -> list[str]:
+    """``n`` generic instructions, deterministic for ``seed`` and ``prompt_set`` ("v1": the
+    templates of the first head; "wide": those and ``WIDE_TOPIC_TASKS``)."""
+    topic_tasks = TOPIC_TASKS + (WIDE_TOPIC_TASKS if prompt_set == "wide" else ())
     rng = random.Random(seed)
     words = topic_words(corpus_text)
     n_passage = int(n * passage_share)
@@ -104,7 +131,7 @@ def build_prompts(corpus_text: str, n: int, seed: int = 0, passage_share: float 
     for _ in range(n - n_passage):
         a, b = rng.sample(words, 2)
         topic = rng.choice([f"the {a}", f"a {a}", f"{a} and {b}", f"the {a} of the {b}", a])
-        prompts.append(rng.choice(TOPIC_TASKS).format(topic=topic))
+        prompts.append(rng.choice(topic_tasks).format(topic=topic))
     rng.shuffle(prompts)
     return prompts
 
@@ -138,22 +165,36 @@ def generate_batch(
     return sequences
 
 
+def eagle3_layers(num_hidden_layers: int) -> tuple[int, int, int]:
+    """Indices into ``output_hidden_states`` (0 is the embeddings) of the low, middle and high
+    layers an EAGLE-3 head fuses: the inputs of layers 2, L/2 and L-3, as EAGLE-3 captures them."""
+    return 2, num_hidden_layers // 2, num_hidden_layers - 3
+
+
 @torch.inference_mode()
-def teacher_forced(model: PreTrainedModel, sequences: list[list[int]]) -> list[dict[str, torch.Tensor]]:
-    """Final hidden states and greedy next tokens at every position (right-padded batch)."""
+def teacher_forced(
+    model: PreTrainedModel, sequences: list[list[int]], layers: tuple[int, ...] = ()
+) -> list[dict[str, torch.Tensor]]:
+    """Final hidden states, greedy next tokens and (with ``layers``) the hidden states of those
+    layers concatenated, at every position (right-padded batch)."""
     width = max(len(s) for s in sequences)
     ids = torch.tensor([s + [0] * (width - len(s)) for s in sequences])
     mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in sequences])
-    hidden = model.model(input_ids=ids, attention_mask=mask).last_hidden_state
+    out = model.model(input_ids=ids, attention_mask=mask, output_hidden_states=bool(layers))
+    hidden = out.last_hidden_state
     labels = model.get_output_embeddings()(hidden).argmax(-1)
-    return [
-        {
+    fused = torch.cat([out.hidden_states[i] for i in layers], dim=-1) if layers else None
+    records = []
+    for i, s in enumerate(sequences):
+        record = {
             "ids": torch.tensor(s, dtype=torch.int32),
             "features": hidden[i, : len(s)].to(torch.float16).clone(),
             "labels": labels[i, : len(s)].to(torch.int32).clone(),
         }
-        for i, s in enumerate(sequences)
-    ]
+        if fused is not None:
+            record["layer_features"] = fused[i, : len(s)].to(torch.float16).clone()
+        records.append(record)
+    return records
 
 
 def save_shard(directory: Path, records: list[dict[str, torch.Tensor]]) -> int:
@@ -178,7 +219,7 @@ def corpus_windows(
         ids = tokenizer(text[position : position + chars])["input_ids"]
         sequences = [ids[i : i + args.window] for i in range(0, len(ids) - args.window + 1, args.window)]
         if sequences:
-            index = save_shard(args.out, teacher_forced(model, sequences))
+            index = save_shard(args.out, teacher_forced(model, sequences, args.layers))
             print(f"shard {index}: {len(sequences)} windows, {time.monotonic() - start:.0f} s", flush=True)
         position += chars
     return 0
@@ -197,22 +238,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--source", choices=("answers", "corpus"), default="answers")
     parser.add_argument("--window", type=int, default=256, help="tokens per corpus window (--source corpus)")
+    parser.add_argument("--prompt-set", choices=("v1", "wide"), default="wide", help="v1: the first head's templates")
+    parser.add_argument(
+        "--no-layer-features", action="store_true", help="record only final features (an EAGLE-2 head's data)"
+    )
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     if not args.corpus.exists():
-        print(f"no corpus at {args.corpus}: run `python -m models.corpus` first", file=sys.stderr)
+        print(f"no corpus at {args.corpus}: run `python -m training.corpus` first", file=sys.stderr)
         return 2
     from models.cpu_kernels import decoding_model
     from models.registry import load_model
 
     lm = load_model(args.target)
     model, tokenizer = decoding_model(lm.model), lm.tokenizer
+    n_layers = lm.model.config.get_text_config(decoder=True).num_hidden_layers
+    args.layers = () if args.no_layer_features else eagle3_layers(n_layers)
     corpus_text = args.corpus.read_text(encoding="utf-8")
     args.out.mkdir(parents=True, exist_ok=True)
     if args.source == "corpus":
         return corpus_windows(model, tokenizer, corpus_text, args)
-    prompts = build_prompts(corpus_text, args.prompts, args.seed)
+    prompts = build_prompts(corpus_text, args.prompts, args.seed, prompt_set=args.prompt_set)
     window = 8 * args.batch  # sorted by length within windows: batches of similar lengths pad little
     prompts = [p for w in range(0, len(prompts), window) for p in sorted(prompts[w : w + window], key=len)]
     done_shards = sorted(args.out.glob("shard_*.pt"))
@@ -223,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         if (time.monotonic() - start) / 60 > args.minutes:
             break
         sequences = generate_batch(model, tokenizer, prompts[first : first + args.batch], args.max_new_tokens)
-        records = teacher_forced(model, sequences)
+        records = teacher_forced(model, sequences, args.layers)
         index = save_shard(args.out, records)
         tokens += sum(len(r["ids"]) for r in records)
         print(

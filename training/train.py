@@ -1,7 +1,7 @@
 """Train hat-tiny, bpe-tiny or byte-tiny on the assembled corpus, under a time budget.
 
-    python -m models.train --model hat-tiny --minutes 100          # one process, CPU or one GPU
-    accelerate launch -m models.train --model hat-tiny --minutes 100   # several GPUs
+    python -m training.train --model hat-tiny --minutes 100          # one process, CPU or one GPU
+    accelerate launch -m training.train --model hat-tiny --minutes 100   # several GPUs
 
 All three models read the same 1,024-byte windows of `data/corpus/en/train.txt` in the same order
 (seeded), and all report the same loss: summed negative log-likelihood over the window's bytes
@@ -19,75 +19,21 @@ import argparse
 import csv
 import json
 import math
-import random
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from accelerate import Accelerator
 from tqdm import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from models.hat import HATForCausalLM
+from models.objective import loss_on, lr_at, windows
 from models.registry import TRAINED as REGISTERED
-from models.scoring import bos_id, head_blocks, score_with
-from models.tiny import BYTE_BOS_ID, TRAINED, build, train_bpe_tokenizer
+from models.scoring import head_blocks, score_with
+from models.tiny import TRAINED, build, train_bpe_tokenizer
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def windows(data: bytes, size: int, batch: int, seed: int, rank: int = 0, world: int = 1) -> Iterator[list[str]]:
-    """Endless batches of `size`-byte windows at seeded random offsets, cut at character boundaries."""
-    rng = random.Random(seed)
-    while True:
-        texts = []
-        for i in range(batch * world):
-            start = rng.randrange(0, len(data) - size - 8)
-            if i % world != rank:
-                continue
-            while data[start] & 0xC0 == 0x80:  # skip UTF-8 continuation bytes
-                start += 1
-            end = start + size
-            while data[end] & 0xC0 == 0x80:
-                end -= 1
-            texts.append(data[start:end].decode("utf-8"))
-        yield texts
-
-
-def flat_ids(tokenizer: PreTrainedTokenizerBase, texts: list[str], byte_level: bool) -> tuple[torch.Tensor, int]:
-    if byte_level:
-        seqs = [[BYTE_BOS_ID] + [b + 3 for b in t.encode()] for t in texts]
-    else:
-        bos = bos_id(tokenizer)
-        seqs = [[bos] + tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
-    longest = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), longest), -100, dtype=torch.long)
-    for i, s in enumerate(seqs):
-        ids[i, : len(s)] = torch.tensor(s)
-    return ids, sum(len(t.encode()) for t in texts)
-
-
-def loss_on(
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase | None,
-    texts: list[str],
-    family: str,
-    device: torch.device | str,
-) -> torch.Tensor:
-    """Summed NLL (nats) of the windows' bytes over their byte count, for a model of `family`
-    (`hat`, `bpe` or `byte`: how its input is built; the loss is the same per byte)."""
-    if family == "hat":
-        batch = model.batch_from_texts(texts).to(device)
-        return model(batch, score_final_eow=False).loss
-    ids, n_bytes = flat_ids(tokenizer, texts, byte_level=family == "byte")
-    ids = ids.to(device)
-    logits = model(input_ids=ids.clamp(min=0)).logits
-    return (
-        F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), ids[:, 1:].flatten(), ignore_index=-100, reduction="sum")
-        / n_bytes
-    )
 
 
 def native_bf16(device_type: str) -> bool:
@@ -112,13 +58,6 @@ def resolve_mixed_precision(choice: str, device_type: str | None = None) -> str:
     if choice != "auto":
         return choice
     return "bf16" if native_bf16(device_type or default_device_type()) else "no"
-
-
-def lr_at(progress: float, peak: float, warmup: float = 0.03, floor: float = 0.1) -> float:
-    if progress < warmup:
-        return peak * progress / warmup
-    p = min((progress - warmup) / (1 - warmup), 1.0)
-    return peak * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * p)))
 
 
 def validate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase | None, val_blocks: list[str]) -> float:
@@ -163,7 +102,7 @@ def earlier_phases(init_from: Path | None) -> list[tuple[dict, str]]:
 
 
 def _corpus_record(corpus: Path) -> dict:
-    """What `models.corpus` recorded of this language's build (files, sources), or {} without a manifest."""
+    """What `training.corpus` recorded of this language's build (files, sources), or {} without a manifest."""
     manifest = corpus.parent / "manifest.json"
     if not manifest.exists():
         return {}
@@ -179,7 +118,7 @@ def _corpus_sources(corpus: Path) -> dict:
     """Which package and version each source of the training text came from, with its byte counts.
 
     The archive's packages change between sessions (Debian point releases), so a later
-    `models.corpus` may build a slightly different text; this lets a model card say which source moved."""
+    `training.corpus` may build a slightly different text; this lets a model card say which source moved."""
     keep = ("package", "version", "train_bytes", "val_bytes")
     sources = _corpus_record(corpus).get("sources", {})
     return {name: {k: s[k] for k in keep if k in s} for name, s in sources.items()}

