@@ -14,6 +14,11 @@ import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+# oneDNN keeps a compiled kernel per matrix shape (1,024 by default, ~0.4 MB each here); a server
+# sees a new shape for every text length, so the cache filled with one-off kernels and held
+# ~100 MB after a busy spell (bench/load.py: 256 entries kept as much). 64 still holds the shapes
+# a decoding loop reuses (one per layer kind and row count); a miss costs a recompile, not memory.
+os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "64")
 
 import argparse
 import importlib
@@ -28,8 +33,8 @@ import models  # noqa: F401  (sets OMP_WAIT_POLICY before torch is imported)
 from models import registry
 from models.device import DEVICE_CHOICES, QUANTIZE_CHOICES
 from playground.config import DEFAULT_MAX_TEXT_CHARS, AppConfig
-from playground.memory import Janitor
-from playground.ui.common import limits_markdown
+from playground.memory import Janitor, tune_allocator
+from playground.ui.common import forget_sessions_on_leave, limits_markdown
 from playground.ui.links import share_row
 from playground.ui.links import wire as wire_links
 
@@ -201,11 +206,13 @@ def build_app(config: AppConfig, tabs: Sequence[tuple[str, str]] = TABS) -> gr.B
             + "</small>"
         )
         wire_links(tab_bar, states, config, demo)
+        forget_sessions_on_leave(demo)
     return demo
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    tune_allocator()  # before models load: big tensors then come back to the system when freed
     start = time.perf_counter()
     args = parse_args(argv)
     try:
@@ -228,6 +235,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         server_port=args.port,
         share=args.share,
         max_file_size=config.limits.upload_bytes,
+        # At most this many sessions are remembered (the least recently used dropped first; a
+        # departed user's at once, `forget_sessions_on_leave`): gradio's default, 10,000, would let
+        # memory grow with every visitor of a shared app.
+        state_session_capacity=config.limits.sessions,
     )
     return 0
 

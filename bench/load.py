@@ -4,13 +4,13 @@ errors and memory of the server are measured.
     python bench/load.py [--users 20] [--seconds 120] [--models hat-tiny bpe-tiny byte-tiny]
                          [--think 2,8] [--seed 0] [--url URL]
 
-Starts `python app.py` on 127.0.0.1 (a free port; or drives `--url`), warms each view once, then
-runs `--users` threads for `--seconds`. Each user is its own gradio_client session and, like a
+Starts `python app.py` on 127.0.0.1 (a free port; or drives `--url`), sends every kind of
+request the load will send once (the baseline: lazy data loaded), then runs `--users` threads for `--seconds`. Each user is its own gradio_client session and, like a
 person, picks a view (token boundaries 40%, robustness 30%, attention 15%, speculative decoding
 15%), sends a realistic request (an example text of the app, cut at a sentence end; its own seed),
 waits for the answer, then reads it for a random think time (`--think`, seconds, uniform) before
-the next one. It stops by itself: no new request after the deadline, and every request has a
-timeout. Prints JSON: requests done and errors per view, p50/p95/max latency per view (client
+the next one, and leaves (closes its session) at the deadline. It stops by itself: no new
+request after the deadline, and every request has a timeout. Prints JSON: requests done and errors per view, p50/p95/max latency per view (client
 side: queueing + computing + transfer), the server's RSS before the load (after warm-up), its peak
 during the load, and after the load settles (90 s idle, in which the server drops results unused
 for a minute and returns freed memory; then a request per view).
@@ -62,18 +62,26 @@ def sentences() -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def request_for(view: str, text: str, rng: random.Random, models: list[str]) -> tuple[str, tuple[Any, ...]]:
-    """(api_name, arguments) of one request to `view`, as the tab sends it."""
+ROBUSTNESS_KINDS = ("typo", "misspelling", "upper", "homoglyph", "mix")
+ATTENTION_LEVELS = ("encoder", "backbone", "decoder")
+
+
+def request_for(
+    view: str, text: str, rng: random.Random, models: list[str], variant: int | None = None
+) -> tuple[str, tuple[Any, ...]]:
+    """(api_name, arguments) of one request to `view`, as the tab sends it; `variant` picks the
+    option the load would draw at random (`variants(view)` of them)."""
     hat = next((m for m in models if m.startswith("hat")), models[0])
     bpe = next((m for m in models if m.startswith("bpe")), models[0])
     if view == "segment":
         units = ["bytes", "hat-words", *[m for m in models if not m.startswith("hat")][:2]]
-        return "/segment", (text, units, 16, 3.0, False, rng.random() < 0.3, rng.randrange(100))
+        entropy = rng.random() < 0.3 if variant is None else bool(variant)
+        return "/segment", (text, units, 16, 3.0, False, entropy, rng.randrange(100))
     if view == "robustness":
-        kind = rng.choice(["typo", "misspelling", "upper", "homoglyph", "mix"])
+        kind = rng.choice(ROBUSTNESS_KINDS) if variant is None else ROBUSTNESS_KINDS[variant]
         return "/robustness", (text, models[:3], kind, rng.choice([0.1, 0.2, 0.3]), rng.randrange(100))
     if view == "attention":
-        level = rng.choice(["encoder", "backbone", "decoder"])
+        level = rng.choice(ATTENTION_LEVELS) if variant is None else ATTENTION_LEVELS[variant]
         return "/attention", (text[:200], hat, bpe, level, "units", "mean", 0, 0, "sqrt", -1)
     prompt = text[:300]
     return "/speculative", (prompt, bpe, "prompt-lookup", None, "chain", 8, 0.0, 32, True, "float32")
@@ -148,11 +156,19 @@ class MemoryWatch:
         self._thread.join()
 
 
+def variants(view: str) -> int:
+    """How many options of `view` the load draws from."""
+    return {"segment": 2, "robustness": len(ROBUSTNESS_KINDS), "attention": len(ATTENTION_LEVELS)}.get(view, 1)
+
+
 def one_of_each(client: Any, texts: list[str], models: list[str]) -> None:
+    """Every kind of request the load sends, once: first uses load lazy data (misspelling lists,
+    homoglyph tables, a level's code), which belongs in the baseline, not in the load's growth."""
     rng = random.Random(1)
     for view in VIEW_WEIGHTS:
-        api, args = request_for(view, texts[0], rng, models)
-        client.predict(*args, api_name=api)
+        for variant in range(variants(view)):
+            api, args = request_for(view, texts[0], rng, models, variant)
+            client.predict(*args, api_name=api)
 
 
 def user(
@@ -172,18 +188,21 @@ def user(
     client = Client(url, verbose=False)
     time.sleep(rng.uniform(0, think[1]))  # users arrive over the first think time, not all at once
     views, shares = list(weights), list(weights.values())
-    while time.monotonic() < deadline:
-        view = rng.choices(views, shares)[0]
-        api, args = request_for(view, rng.choice(texts), rng, models)
-        start = time.perf_counter()
-        error = None
-        try:
-            job = client.submit(*args, api_name=api)
-            job.result(timeout=REQUEST_TIMEOUT_S)
-        except Exception as err:  # noqa: BLE001  (every failure is counted and reported)
-            error = f"{type(err).__name__}: {err}"[:300]
-        record(view, time.perf_counter() - start, error)
-        time.sleep(rng.uniform(*think))
+    try:
+        while time.monotonic() < deadline:
+            view = rng.choices(views, shares)[0]
+            api, args = request_for(view, rng.choice(texts), rng, models)
+            start = time.perf_counter()
+            error = None
+            try:
+                job = client.submit(*args, api_name=api)
+                job.result(timeout=REQUEST_TIMEOUT_S)
+            except Exception as err:  # noqa: BLE001  (every failure is counted and reported)
+                error = f"{type(err).__name__}: {err}"[:300]
+            record(view, time.perf_counter() - start, error)
+            time.sleep(rng.uniform(*think))
+    finally:
+        client.close()  # the user leaves (closes the page): the server may forget the session
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -31,6 +31,9 @@ class Limits:
     attention_megabytes: int = 480  # attention weights of one model and text
     # No view takes a file, but Gradio's upload route accepts any client's: cap what it stores.
     upload_bytes: int = 1_000_000
+    # Sessions (open pages) whose last results the server keeps; past it the least recently used
+    # is forgotten (its next request starts from what its page sends). About 1-5 MB each.
+    sessions: int = 200
 
     def rows(self) -> list[tuple[str, str]]:
         """(bound, value) for people, in the order of the tabs."""
@@ -48,6 +51,7 @@ class Limits:
             ("speculative decoding", f"{self.max_new_tokens} new tokens, {self.tree_budget} draft-tree nodes"),
             ("robustness sweep", f"rates 0-{self.sweep_max_rate:.0%} in steps of at least {self.sweep_min_step:.1%}"),
             ("uploaded file", f"{self.upload_bytes / 1e6:g} MB"),
+            ("open pages remembered", f"{self.sessions} (the least recently used is forgotten first)"),
         ]
 
 

@@ -35,6 +35,32 @@ def _malloc_trim() -> bool:
         return False
 
 
+# mallopt parameters (glibc's malloc.h).
+_M_MMAP_THRESHOLD = -3
+_M_ARENA_MAX = -8
+MMAP_THRESHOLD_BYTES = 1 << 20
+ARENA_MAX = 2
+
+
+def tune_allocator() -> bool:
+    """Make glibc's allocator give memory back after a busy spell; False where it is not glibc.
+
+    By default glibc raises its mmap threshold each time a large block is freed (up to 32 MB), so
+    after a few requests a model's activations and attention maps come from the heap, where one
+    long-lived small object pins the pages around it, and it gives every thread that allocates its
+    own arena (up to 8 per core), each fragmenting on its own. A fixed 1 MB threshold keeps big
+    tensors in their own mappings, returned whole when freed, and two arenas suit a server whose
+    model runs share two cores. Measured with `bench/load.py` (docs/performance.md)."""
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name or "libc.so.6")
+        return bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)) and bool(
+            libc.mallopt(_M_ARENA_MAX, ARENA_MAX)
+        )
+    except (OSError, AttributeError):
+        return False
+
+
 def release_idle(idle_seconds: float = IDLE_SECONDS) -> dict[str, Any]:
     """Drop cached results unused for `idle_seconds`, collect garbage, trim the heap."""
     dropped = {

@@ -56,3 +56,15 @@ def test_the_janitor_runs_and_stops() -> None:
     janitor.stop()
     janitor.join(timeout=5)
     assert attention._CACHE.nbytes == 0 and not janitor.is_alive()
+
+
+def test_the_allocator_is_tuned_where_it_is_glibc() -> None:
+    """`tune_allocator` sets glibc's mmap threshold and arena count (False only without glibc)."""
+    import platform
+
+    from playground.memory import tune_allocator
+
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        assert tune_allocator() is True
+    else:
+        assert tune_allocator() is False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import gradio as gr
@@ -108,3 +109,35 @@ def test_on_gpu_uses_spaces_only_where_it_is_installed(monkeypatch: pytest.Monke
     fake.GPU = lambda fn: types.SimpleNamespace(wrapped=fn)  # what a ZeroGPU Space's decorator returns
     monkeypatch.setitem(sys.modules, "spaces", fake)
     assert common.on_gpu(handler).wrapped is handler
+
+
+def test_a_session_is_forgotten_when_its_user_leaves() -> None:
+    """Gradio keeps a closed session's last outputs until 10,000 newer sessions push it out; the app
+    drops it as soon as the user's page (here an API client) disconnects."""
+    gradio_client = pytest.importorskip("gradio_client")
+    from playground.ui.common import forget_sessions_on_leave
+
+    with gr.Blocks() as demo:
+        text = gr.Textbox()
+        shown = gr.Textbox()
+        gr.Button().click(lambda t: t * 1000, text, shown, api_name="grow")
+        forget_sessions_on_leave(demo)
+    demo.queue()
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    try:
+        client = gradio_client.Client(url, verbose=False)
+        assert client.predict("abc", api_name="/grow") == "abc" * 1000
+        session = client.session_hash
+        assert session in demo.state_holder.session_data  # the server remembers the open session
+        other = gradio_client.Client(url, verbose=False)
+        other.predict("xyz", api_name="/grow")
+        client.close()
+        deadline = time.monotonic() + 20
+        while session in demo.state_holder.session_data and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert session not in demo.state_holder.session_data
+        assert other.session_hash in demo.state_holder.session_data  # a user still there keeps theirs
+        assert other.predict("q", api_name="/grow") == "q" * 1000
+        other.close()
+    finally:
+        demo.close()

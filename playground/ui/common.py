@@ -212,3 +212,29 @@ def short_name(name: str) -> str:
     if name.startswith("hf:"):
         return "hf:" + (name[3:].rstrip("/").rsplit("/", 1)[-1] or name[3:])
     return name
+
+
+def forget_sessions_on_leave(demo: gr.Blocks) -> None:
+    """When a user's page (or API client) disconnects, drop everything the server kept for that
+    session at once.
+
+    Gradio keeps, per session, a copy of the app's config with the last value of every output
+    (the figures, tables and HTML a user was shown, for deep links), and deletes only `gr.State`
+    values of a closed session, an hour later; the session itself stays until 10,000 newer ones
+    push it out. On a shared Space that grows with every visitor. This app's views restore from
+    the page's own inputs and its links, so nothing is lost when a departed session is forgotten;
+    `gr.Blocks(state_session_capacity=...)` bounds the sessions of users still connected."""
+
+    def forget(request: gr.Request) -> None:
+        holder = getattr(demo, "state_holder", None)
+        session = getattr(request, "session_hash", None)
+        if holder is None or session is None:
+            return
+        with holder.lock:
+            state = holder.session_data.pop(session, None)
+            holder.time_last_used.pop(session, None)
+        if state is not None:
+            for component, value, _ in state.state_components:  # what gr.State's own cleanup does
+                component.delete_callback(value)
+
+    demo.unload(forget)
