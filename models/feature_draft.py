@@ -7,6 +7,14 @@ Rethinking Feature Uncertainty", ICML 2024).
               g_j = one causal transformer layer over x_0..x_j (own KV cache)
               g_j predicts h_{j+1}; draft logits = g_j @ W_head[draft vocabulary]
 
+An EAGLE-3 head (Li et al., "EAGLE-3: Scaling up Inference Acceleration of Large Language Models
+via Training-Time Test", 2025; ``feature_layers`` set) reads, instead of ``h_j``, the hidden states
+of a low, a middle and a high layer of the target, concatenated and mapped to the target's width
+by ``fuse``; deeper draft steps read the head's own outputs as before. It is trained on the token
+loss alone, over several draft steps with its own outputs as inputs (training-time test:
+``training/train_feature_draft.py``), so its output is free to be what drafts well rather than a
+copy of the target's next feature.
+
 The token embedding and the LM-head rows are the target's (shared, never trained or saved):
 the head owns only ``fc`` and one Llama decoder layer (with its final norm). Drafting deeper
 feeds the head's own predicted features back in. Scoring a draft over the full vocabulary
@@ -48,6 +56,9 @@ class FeatureDraftConfig(PreTrainedConfig):
     max_position_embeddings: int = 8192
     initializer_range: float = 0.02
     tie_word_embeddings: bool = False
+    # EAGLE-3: indices into the target's ``output_hidden_states`` (0: the embeddings) whose states
+    # are concatenated and fused; None: the target's final hidden state (EAGLE, EAGLE-2).
+    feature_layers: list[int] | None = None
 
     def layer_config(self) -> LlamaConfig:
         return LlamaConfig(
@@ -68,7 +79,9 @@ class FeatureDraftConfig(PreTrainedConfig):
         )
 
     @classmethod
-    def for_target(cls, target: PreTrainedModel, name: str, draft_vocab_size: int) -> FeatureDraftConfig:
+    def for_target(
+        cls, target: PreTrainedModel, name: str, draft_vocab_size: int, feature_layers: list[int] | None = None
+    ) -> FeatureDraftConfig:
         """A head as wide as ``target``'s hidden states, with its attention and MLP shapes."""
         text = target.config.get_text_config(decoder=True)
         rope = getattr(text, "rope_parameters", None) or {}
@@ -83,6 +96,7 @@ class FeatureDraftConfig(PreTrainedConfig):
             rms_norm_eps=text.rms_norm_eps,
             rope_theta=float(rope.get("rope_theta", 10000.0)),
             max_position_embeddings=text.max_position_embeddings,
+            feature_layers=list(feature_layers) if feature_layers else None,
         )
 
 
@@ -96,6 +110,9 @@ class FeatureDraftHead(PreTrainedModel):
     def __init__(self, config: FeatureDraftConfig):
         super().__init__(config)
         self.fc = nn.Linear(2 * config.hidden_size, config.hidden_size, bias=False)
+        layers = config.feature_layers or []
+        # EAGLE-3: the target's low, middle and high layer states -> one vector of its width.
+        self.fuse = nn.Linear(len(layers) * config.hidden_size, config.hidden_size, bias=False) if layers else None
         self.decoder = LlamaModel(config.layer_config())
         # Target token ids of the draft vocabulary, most frequent first (saved with the head).
         self.register_buffer("draft_vocab", torch.arange(config.draft_vocab_size), persistent=True)
@@ -135,6 +152,23 @@ class FeatureDraftHead(PreTrainedModel):
         swap_linears(self, linear)
         object.__setattr__(self, "_draft_lm", linear(self._draft_lm))
         return self
+
+    def target_features(
+        self, last_hidden_state: torch.Tensor, hidden_states: tuple[torch.Tensor, ...] | None = None
+    ) -> torch.Tensor:
+        """What this head reads of the target at each position, ``(batch, n, hidden)``: the
+        target's final state (EAGLE-2), or its ``feature_layers`` of ``output_hidden_states``
+        fused (EAGLE-3)."""
+        if self.fuse is None:
+            return last_hidden_state
+        if hidden_states is None:
+            raise ValueError("an EAGLE-3 head needs the target's output_hidden_states")
+        return self.fuse_features(torch.cat([hidden_states[i] for i in self.config.feature_layers], dim=-1))
+
+    def fuse_features(self, layer_features: torch.Tensor) -> torch.Tensor:
+        """``(batch, n, k * hidden)`` concatenated layer states -> ``(batch, n, hidden)`` (identity
+        for an EAGLE-2 head, whose input is already the target's final state)."""
+        return layer_features if self.fuse is None else self.fuse(layer_features.to(self.fuse.weight.dtype))
 
     @property
     def attached(self) -> bool:

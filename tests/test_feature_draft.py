@@ -109,3 +109,92 @@ def test_data_then_training_then_drafting(tiny_bpe_dir: Path, tmp_path: Path) ->
     drafter = make_drafter("feature-head", target, DraftSettings(6, 4), draft_model=head, shape="dynamic")
     spec = speculative_generate(target, list(prompt), drafter, max_new_tokens=12)
     assert spec.output_ids == plain_generate(target, list(prompt), max_new_tokens=12).output_ids
+
+
+def test_training_time_test_sees_what_drafting_sees(tiny_bpe_dir: Path) -> None:
+    """EAGLE-3's training-time test: the head's output at draft step s and position j, computed for
+    every position at once with `ttt_mask`, equals drafting it: the target's fused features up to
+    j - s in the head's cache, then s steps fed the head's own outputs one at a time."""
+    from transformers import DynamicCache
+
+    from models.feature_draft import FeatureDraftConfig
+    from models.registry import load_model
+    from training.train_feature_draft import ttt_losses, ttt_mask, ttt_outputs
+
+    target = load_model(f"hf:{tiny_bpe_dir}").model
+    torch.manual_seed(0)
+    config = FeatureDraftConfig.for_target(target, "tiny", 16, feature_layers=[0, 1, 2])
+    config._attn_implementation = "sdpa"
+    head = FeatureDraftHead(config).attach_target(target).eval()
+    hidden, n = config.hidden_size, 9
+    layer_inputs = torch.randn(2, n, 3 * hidden)
+    ids = torch.randint(4, 60, (2, n))
+    mask = torch.ones(2, n, dtype=torch.long)
+    mask[1, 6:] = 0  # a shorter second sequence, right-padded
+    with torch.no_grad():
+        outputs = ttt_outputs(head, layer_inputs, ids, mask, steps=3)
+        for row, length in ((0, n), (1, 6)):
+            for step in range(3):
+                for j in range(step, length):
+                    cache = DynamicCache()
+                    start = j - step
+                    context = head.fuse_features(layer_inputs[row : row + 1, : start + 1])
+                    out = head(context, ids[row : row + 1, : start + 1], past_key_values=cache, use_cache=True)
+                    guess = out[:, -1:]
+                    for r in range(1, step + 1):
+                        at = start + r
+                        guess = head(
+                            guess,
+                            ids[row : row + 1, at : at + 1],
+                            position_ids=torch.tensor([[at]]),
+                            past_key_values=cache,
+                            use_cache=True,
+                        )
+                    torch.testing.assert_close(outputs[step][row, j], guess[0, -1], atol=1e-5, rtol=1e-4)
+    assert all(torch.isfinite(o).all() for o in outputs)  # padded positions stay finite too
+    # The mask itself: step 2 at position 5 sees step 0 up to 3, step 1 at 4, step 2 at 5.
+    seen = ttt_mask(torch.ones(1, 8, dtype=torch.long), 2)[0, 0, 5].nonzero().flatten().tolist()
+    assert seen == [0, 1, 2, 3, 8 + 4, 16 + 5]
+    batch = {"layer_inputs": layer_inputs, "ids": ids, "mask": mask, "answer": mask.bool()}
+    batch["labels"] = torch.randint(0, 16, (2, n)).masked_fill(~mask.bool(), -100)
+    head.train()
+    loss, stats = ttt_losses(head, batch, steps=3)
+    loss.backward()
+    assert head.fuse.weight.grad is not None and head.fuse.weight.grad.abs().sum() > 0
+    assert [s[3] for s in stats] == [15, 13, 11]  # positions with a chain of `step` guesses behind them
+
+
+def test_an_eagle3_head_trains_on_layer_features(tiny_bpe_dir: Path, tmp_path: Path) -> None:
+    """The data records the target's low, middle and high layers; `--ttt-steps` trains an EAGLE-3
+    head on them, saved with its layers, reloadable and reading what the data recorded."""
+    from models.registry import load_model
+    from training.feature_draft_data import eagle3_layers
+
+    corpus = tmp_path / "train.txt"
+    corpus.write_text("\n".join(SENTENCES * 10) + "\n" + CORPUS * 4, encoding="utf-8")
+    name, data = f"hf:{tiny_bpe_dir}", tmp_path / "data"
+    args = ["--target", name, "--source", "corpus", "--corpus", str(corpus), "--out", str(data)]
+    assert data_main([*args, "--window", "16", "--batch", "8", "--minutes", "1"]) == 0
+    first = torch.load(min(data.glob("shard_*.pt")), weights_only=True)[0]
+    target = load_model(name).model
+    layers = eagle3_layers(target.config.num_hidden_layers)
+    with torch.no_grad():
+        states = target.model(input_ids=first["ids"][None].long(), output_hidden_states=True).hidden_states
+    expected = torch.cat([states[i] for i in layers], dim=-1)[0].to(torch.float16)
+    torch.testing.assert_close(first["layer_features"], expected, atol=2e-3, rtol=1e-2)
+
+    out = tmp_path / "head"
+    train_args = ["--target", name, "--data", str(data), "--extra-data", "--out", str(out), "--minutes", "0.05"]
+    assert (
+        train_main([*train_args, "--batch", "4", "--draft-vocab", "64", "--mixed-precision", "no", "--ttt-steps", "2"])
+        == 0
+    )
+    meta = json.loads((out / "training.json").read_text())
+    assert meta["ttt_steps"] == 2 and meta["feature_layers"] == list(layers)
+    assert 0.0 <= meta["held_out"]["acc_depth2"] <= 1.0
+    assert "EAGLE-3 draft head" in (out / "README.md").read_text()
+    head = load_feature_head(out, target)
+    assert head.config.feature_layers == list(layers) and head.fuse is not None
+    with torch.no_grad():
+        fused = head.target_features(states[-1], states)
+    assert fused.shape == (1, len(first["ids"]), target.config.hidden_size)

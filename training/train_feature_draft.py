@@ -11,7 +11,11 @@ The same script runs on several GPUs with ``accelerate launch``. Every 20th sequ
 answers is held out; the extra (corpus) shards only train. Loss per position ``j`` (inputs: the target's feature ``h_j`` and the token
 ``t_{j+1}``): smooth L1 between the predicted and the target's feature ``h_{j+1}``, plus
 cross-entropy of the draft logits against the target's greedy token after ``j+1``
-(EAGLE's two losses). Input features get uniform noise (EAGLE). With ``--unroll 2`` a second
+(EAGLE's two losses). Input features get uniform noise (EAGLE). With ``--ttt-steps K`` the head
+is EAGLE-3's instead: it reads the target's low, middle and high layers (``layer_features`` of the
+data), fused, and is trained on the token loss alone over K draft steps, each step's inputs the
+head's own outputs of the step before, attending as drafting does (training-time test,
+``ttt_mask``). With ``--unroll 2`` a second
 pass feeds the head its own predicted features instead of the target's, with the same
 losses, so that it learns to draft a second token from its first guess (the situation of
 every depth beyond 1 when drafting). Learning rate: warm-up, then cosine decay over the
@@ -108,15 +112,20 @@ def make_batch(sequences: list[Sequence_], index_of: torch.Tensor) -> dict[str, 
     labels = torch.full((len(sequences), width), -100, dtype=torch.long)
     mask = torch.zeros(len(sequences), width, dtype=torch.long)
     answer = torch.zeros(len(sequences), width, dtype=torch.bool)
+    fused = "layer_features" in sequences[0]
+    if fused:  # an EAGLE-3 head's inputs: the target's low, middle and high layers at j
+        layer_inputs = torch.zeros(len(sequences), width, sequences[0]["layer_features"].shape[-1])
     for row, s in enumerate(sequences):
         n = len(s["ids"]) - 1
+        if fused:
+            layer_inputs[row, :n] = s["layer_features"][:n].float()
         features[row, : n + 1] = s["features"].float()
         ids[row, :n] = s["ids"][1:].long()
         labels[row, :n] = index_of[s["labels"][1:].long()]
         mask[row, :n] = 1
         if s.get("answer_start") is not None:  # position j's label is the token at j + 2
             answer[row, max(0, int(s["answer_start"]) - 2) : n] = True
-    return {
+    batch = {
         "inputs": features[:, :-1],
         "targets": features[:, 1:],
         "ids": ids,
@@ -124,6 +133,85 @@ def make_batch(sequences: list[Sequence_], index_of: torch.Tensor) -> dict[str, 
         "mask": mask,
         "answer": answer,
     }
+    if fused:
+        batch["layer_inputs"] = layer_inputs
+    return batch
+
+
+def ttt_mask(mask: torch.Tensor, step: int) -> torch.Tensor:
+    """Which keys the queries of draft step ``step`` (0: from the target's features) see, as
+    ``(batch, 1, n, (step + 1) * n)`` booleans over the keys of steps ``0..step`` in order.
+
+    Drafting ``step + 1`` tokens after position ``j - step``, the head has read the target's
+    features up to there (step 0 at positions ``<= j - step``) and then its own chain: the query of
+    step ``s`` at position ``j`` sees step ``r``'s key at ``j - s + r`` for ``r = 1..s``. This is
+    EAGLE-3's training-time test: each step is trained in exactly the situation drafting meets."""
+    batch, n = mask.shape
+    i = torch.arange(n)
+    blocks = [(i[None, :] <= i[:, None] - step)]  # step 0 keys: the committed context
+    for r in range(1, step + 1):
+        blocks.append(i[None, :] == i[:, None] - step + r)
+    allowed = torch.cat(blocks, dim=1)[None, None].expand(batch, 1, n, (step + 1) * n)
+    keys = mask.bool().repeat(1, step + 1)[:, None, None, :]
+    # Every query sees at least itself (a padded one only itself): a row with no key would give
+    # NaN, which the next step would read and attention would spread (0 weight x NaN = NaN).
+    itself = torch.zeros(n, (step + 1) * n, dtype=torch.bool)
+    itself[i, step * n + i] = True
+    return (allowed & keys) | itself[None, None]
+
+
+def ttt_outputs(
+    head: FeatureDraftHead, layer_inputs: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor, steps: int
+) -> list[torch.Tensor]:
+    """The head's outputs ``(batch, n, hidden)`` at draft steps ``0..steps-1``: step 0 from the
+    target's fused layers at every position, step ``s`` from the head's own step ``s-1`` outputs
+    (not detached: later steps teach earlier ones), each attending as in drafting (``ttt_mask``;
+    the keys of earlier steps come from one growing cache)."""
+    from transformers import DynamicCache
+
+    n = mask.shape[1]
+    inputs = head.fuse_features(layer_inputs)
+    positions = torch.arange(n, device=ids.device)[None].expand(mask.shape[0], n)
+    cache, outputs = DynamicCache(), []
+    for step in range(steps):
+        out = head(
+            inputs,
+            ids,
+            attention_mask=ttt_mask(mask, step).to(ids.device),
+            position_ids=positions,
+            past_key_values=cache,
+            use_cache=True,
+        )
+        outputs.append(out)
+        # Step s + 1 at position j reads the head's step-s output at j - 1: its guess of the
+        # feature at j (position 0 has no earlier guess; its label is not counted).
+        inputs = torch.cat([torch.zeros_like(out[:, :1]), out[:, :-1]], dim=1)
+    return outputs
+
+
+def ttt_losses(
+    head: FeatureDraftHead, batch: dict[str, torch.Tensor], steps: int, noise: float = 0.0
+) -> tuple[torch.Tensor, list[tuple[float, float, int, int, int, int]]]:
+    """EAGLE-3's loss: the token loss summed over draft steps ``0..steps-1`` (``ttt_outputs``).
+    Stats per step as ``losses`` (its feature-regression term is 0: EAGLE-3 has none)."""
+    layer_inputs = batch["layer_inputs"]
+    if noise > 0:
+        layer_inputs = layer_inputs + (torch.rand_like(layer_inputs) * 2 - 1) * noise
+    valid = batch["mask"].bool()
+    total, stats = 0.0, []
+    for step, out in enumerate(ttt_outputs(head, layer_inputs, batch["ids"], batch["mask"], steps)):
+        labels = batch["labels"].clone()
+        labels[:, :step] = -100  # a chain of `step` guesses needs `step` earlier positions
+        keep = valid & (labels >= 0)
+        logits = head.draft_logits(out)
+        cls = F.cross_entropy(logits[keep], labels[keep]) if keep.any() else logits.sum() * 0
+        total = total + cls
+        hits = logits[keep].argmax(-1) == labels[keep]
+        in_answer = batch["answer"][keep]
+        stats.append(
+            (0.0, cls.item(), int(hits.sum()), int(keep.sum()), int(hits[in_answer].sum()), int(in_answer.sum()))
+        )
+    return total, stats
 
 
 def losses(
@@ -160,14 +248,17 @@ def losses(
 
 
 @torch.no_grad()
-def evaluate(head: FeatureDraftHead, sequences: list[Sequence_], index_of: torch.Tensor, batch_size: int) -> dict:
+def evaluate(
+    head: FeatureDraftHead, sequences: list[Sequence_], index_of: torch.Tensor, batch_size: int, ttt: bool = False
+) -> dict:
     """Held-out top-1 agreement with the target's greedy token at depth 1 and 2, over every
     position and over the answers' positions only (what drafting meets; the chat template's
     fixed system prompt is easy to learn by heart)."""
     head.eval()
     sums = [[0, 0, 0, 0], [0, 0, 0, 0]]
     for i in range(0, len(sequences), batch_size):
-        _, stats = losses(head, make_batch(sequences[i : i + batch_size], index_of), 0.0, 2)
+        batch = make_batch(sequences[i : i + batch_size], index_of)
+        _, stats = ttt_losses(head, batch, 2) if ttt else losses(head, batch, 0.0, 2)
         for depth, counts in enumerate(stats):
             for k in range(4):
                 sums[depth][k] += counts[2 + k]
@@ -194,11 +285,18 @@ def _earlier(meta: dict) -> str:
 def model_card(meta: dict) -> str:
     """A short card from ``training.json``'s numbers."""
     data, held = meta["data"], meta["held_out"]
+    reads = (
+        f"An EAGLE-3 draft head (`models/feature_draft.py`): from the target's hidden states at layers "
+        f"{', '.join(map(str, meta['feature_layers']))} at position j, fused, and the token at j + 1, one Llama "
+        f"decoder layer drafts the token after it (trained on the token loss with training-time test over "
+        f"{meta['ttt_steps']} draft steps)"
+        if meta.get("ttt_steps")
+        else "An EAGLE-style draft head (`models/feature_draft.py`): from the target's final hidden state at "
+        "position j and the token at j + 1 it predicts the hidden state at j + 1, with one Llama decoder layer"
+    )
     return f"""# Feature draft head for `{meta["target"]}`
 
-An EAGLE-style draft head (`models/feature_draft.py`): from the target's final hidden state at
-position j and the token at j + 1 it predicts the hidden state at j + 1, with one Llama decoder
-layer; the target's own LM head, restricted to the {meta["draft_vocab"]:,} tokens it predicted
+{reads}; the target's own LM head, restricted to the {meta["draft_vocab"]:,} tokens it predicted
 most often in the training data, turns that into draft tokens. The head owns
 {meta["parameters"]:,} parameters; the token embedding and LM-head rows are the target's,
 taken when the head is loaded. Used by the `feature-head` drafter of
@@ -242,6 +340,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--draft-vocab", type=int, default=8192)
     parser.add_argument("--noise", type=float, default=0.1, help="uniform input noise, times the feature scale")
     parser.add_argument("--unroll", type=int, default=2, choices=(1, 2))
+    parser.add_argument(
+        "--ttt-steps",
+        type=int,
+        default=0,
+        help="train an EAGLE-3 head (fused low/middle/high layers, token loss) with training-time test over "
+        "this many draft steps; 0: an EAGLE-2 head (final features, --unroll). Needs data with layer features.",
+    )
     parser.add_argument("--cls-weight", type=float, default=0.1, help="weight of the token loss (EAGLE: 0.1)")
     parser.add_argument("--eval-every", type=float, default=120.0, help="seconds between held-out evaluations")
     parser.add_argument(
@@ -282,6 +387,12 @@ def main(argv: list[str] | None = None) -> int:
         s for s in extra if not s["answer_start"] or tuple(s["ids"][: s["answer_start"]].tolist()) not in held_prompts
     ]
     train += extra
+    if args.ttt_steps:  # an EAGLE-3 head reads layer features: sequences recorded without them cannot train it
+        kept = [s for s in train if "layer_features" in s]
+        accelerator.print(f"EAGLE-3 head: {len(kept)} of {len(train)} training sequences have layer features")
+        train, held = kept, [s for s in held if "layer_features" in s]
+        if not train or not held:
+            raise SystemExit("no data with layer features: run python -m training.feature_draft_data first")
     eos = target.generation_config.eos_token_id
     always = [eos] if isinstance(eos, int) else list(eos or [])
     earlier = earlier_phases(args.init_from)  # read now: this run's log may overwrite init_from's
@@ -290,13 +401,19 @@ def main(argv: list[str] | None = None) -> int:
         vocab, config = head.draft_vocab.clone(), head.config
     else:
         vocab = draft_vocabulary(train, args.draft_vocab, always)
-        config = FeatureDraftConfig.for_target(target, args.target, len(vocab))
+        layers = None
+        if args.ttt_steps:
+            from training.feature_draft_data import eagle3_layers
+
+            layers = list(eagle3_layers(target.config.get_text_config(decoder=True).num_hidden_layers))
+        config = FeatureDraftConfig.for_target(target, args.target, len(vocab), feature_layers=layers)
         head = FeatureDraftHead(config)
         head.draft_vocab.copy_(vocab)
     head.attach_target(target)
     index_of = torch.full((config.target_vocab_size,), -100, dtype=torch.long)
     index_of[vocab] = torch.arange(len(vocab))
-    scale = float(torch.cat([s["features"][:64].float() for s in train[:200]]).std())
+    key = "layer_features" if args.ttt_steps else "features"
+    scale = float(torch.cat([s[key][:64].float() for s in train[:200]]).std())
     label_cover = sum(int((index_of[s["labels"].long()] >= 0).sum()) for s in held) / sum(
         len(s["labels"]) for s in held
     )
@@ -335,13 +452,11 @@ def main(argv: list[str] | None = None) -> int:
         batch = make_batch([train[i] for i in picks], index_of)
         batch = {k: v.to(accelerator.device) for k, v in batch.items()}
         with accelerator.autocast():
-            loss, stats = losses(
-                raw if accelerator.num_processes == 1 else head,
-                batch,
-                args.noise * scale,
-                args.unroll,
-                args.cls_weight,
-            )
+            model = raw if accelerator.num_processes == 1 else head
+            if args.ttt_steps:
+                loss, stats = ttt_losses(model, batch, args.ttt_steps, args.noise * scale)
+            else:
+                loss, stats = losses(model, batch, args.noise * scale, args.unroll, args.cls_weight)
         optimizer.zero_grad(set_to_none=True)
         accelerator.backward(loss)
         accelerator.clip_grad_norm_(head.parameters(), 0.5)
@@ -349,7 +464,9 @@ def main(argv: list[str] | None = None) -> int:
         step, seen = step + 1, seen + len(picks) * accelerator.num_processes
         done = time.monotonic() - start >= budget
         if elapsed - last_eval >= args.eval_every or done:
-            metrics = held_out = evaluate(raw, held, index_of, args.batch) if accelerator.is_main_process else {}
+            metrics = held_out = (
+                evaluate(raw, held, index_of, args.batch, bool(args.ttt_steps)) if accelerator.is_main_process else {}
+            )
             last_eval = elapsed
             accelerator.print(f"step {step} {elapsed:.0f}s seen {seen} loss {loss.item():.3f} {metrics}", flush=True)
         second = stats[1] if len(stats) > 1 else (float("nan"), float("nan"))
@@ -385,11 +502,13 @@ def main(argv: list[str] | None = None) -> int:
             "batch": args.batch,
             "noise": args.noise,
             "unroll": args.unroll,
+            "ttt_steps": args.ttt_steps,
+            "feature_layers": config.feature_layers,
             "cls_weight": args.cls_weight,
             "mixed_precision": args.mixed_precision,
             "parameters": sum(p.numel() for p in raw.parameters()),
             "earlier_phases": [m for m, _ in earlier],
-            "held_out": held_out or evaluate(raw, held, index_of, args.batch),
+            "held_out": held_out or evaluate(raw, held, index_of, args.batch, bool(args.ttt_steps)),
         }
         (out / "training.json").write_text(json.dumps(meta, indent=1) + "\n")
         (out / "README.md").write_text(model_card(meta), encoding="utf-8")
