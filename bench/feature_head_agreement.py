@@ -38,9 +38,11 @@ MODEL = "smollm2-135m"
 @torch.inference_mode()
 def agreement(model, head, prompt_ids: list[int], answer: list[int], ks=(1, 2, 3, 4)) -> dict[str, float]:
     ids = prompt_ids + answer
-    hidden = forward_hidden(model, new_cache(), ids)  # row j: the target's feature at position j
+    hidden = forward_hidden(model, new_cache(), ids)  # row j: the target's final state at position j
     greedy = model.get_output_embeddings()(hidden).argmax(-1)  # the target's token after j
-    predicted = head(hidden[None, :-1].to(head.dtype), torch.tensor([ids[1:]]))[0]  # guesses of row j + 1
+    layers = head.config.feature_layers  # an EAGLE-3 head reads fused layers instead
+    features = head.fuse_features(forward_hidden(model, new_cache(), ids, layers).to(head.dtype)) if layers else hidden
+    predicted = head(features[None, :-1].to(head.dtype), torch.tensor([ids[1:]]))[0]  # guesses of row j + 1
     top = head.draft_vocab[head.draft_logits(predicted).float().topk(max(ks), -1).indices]
     first = len(prompt_ids) - 1  # the guess made while the last prompt token is the root
     guesses, wanted = top[first:], greedy[first + 1 :]

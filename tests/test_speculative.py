@@ -90,10 +90,14 @@ def other_draft() -> LlamaForCausalLM:
     return tiny_llama(1, layers=1)
 
 
-def tiny_feature_head(target: LlamaForCausalLM, seed: int = 5, draft_vocab: int = 40) -> FeatureDraftHead:
-    """A random feature draft head for ``target`` whose draft vocabulary leaves some tokens out."""
+def tiny_feature_head(
+    target: LlamaForCausalLM, seed: int = 5, draft_vocab: int = 40, feature_layers: list[int] | None = None
+) -> FeatureDraftHead:
+    """A random feature draft head for ``target`` whose draft vocabulary leaves some tokens out
+    (with ``feature_layers``: an EAGLE-3 head reading those layers of the target, fused)."""
     torch.manual_seed(seed)
-    head = FeatureDraftHead(FeatureDraftConfig.for_target(target, "tiny", draft_vocab)).eval()
+    config = FeatureDraftConfig.for_target(target, "tiny", draft_vocab, feature_layers=feature_layers)
+    head = FeatureDraftHead(config).eval()
     head.draft_vocab.copy_(torch.randperm(target.config.vocab_size)[:draft_vocab])
     return head.attach_target(target)
 
@@ -101,6 +105,11 @@ def tiny_feature_head(target: LlamaForCausalLM, seed: int = 5, draft_vocab: int 
 @pytest.fixture(scope="module")
 def feature_head(target: LlamaForCausalLM) -> FeatureDraftHead:
     return tiny_feature_head(target)
+
+
+@pytest.fixture(scope="module")
+def eagle3_head(target: LlamaForCausalLM) -> FeatureDraftHead:
+    return tiny_feature_head(target, seed=6, feature_layers=[1, 2, 3])
 
 
 def random_tree(rng: random.Random, n: int, vocab: int = VOCAB) -> DraftTree:
@@ -250,6 +259,9 @@ DRAFTER_CASES = [
     ("feature-head", "static", "head"),
     ("feature-head", "chain", "head"),
     ("suffix-automaton+feature-head", "adaptive", "head"),
+    ("feature-head", "dynamic", "eagle3"),
+    ("feature-head", "adaptive", "eagle3"),
+    ("suffix-automaton+feature-head", "adaptive", "eagle3"),
 ]
 
 
@@ -259,6 +271,7 @@ def test_greedy_identical_to_plain(
     target: LlamaForCausalLM,
     other_draft: LlamaForCausalLM,
     feature_head: FeatureDraftHead,
+    eagle3_head: FeatureDraftHead,
     name: str,
     shape: str,
     draft: str | None,
@@ -269,7 +282,7 @@ def test_greedy_identical_to_plain(
     still computes exactly what a single-token step computes, so the output equals plain
     decoding with the same weights."""
     model = decoding_model(target, "float16") if weights == "float16" else target
-    draft_model = {"self": model, "head": feature_head}.get(draft or "", other_draft)
+    draft_model = {"self": model, "head": feature_head, "eagle3": eagle3_head}.get(draft or "", other_draft)
     total_accepted = 0
     for prompt in PROMPTS:
         plain = plain_generate(model, prompt, max_new_tokens=30)
@@ -392,23 +405,26 @@ def test_greedy_rule_follows_argmax() -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "shape"),
+    ("name", "shape", "feature_layers"),
     [
-        ("draft-model", "static"),
-        ("token-recycling", "chain"),
-        ("feature-head", "dynamic"),
-        ("suffix-automaton+feature-head", "dynamic"),
-        ("draft-model", "adaptive"),
+        ("draft-model", "static", None),
+        ("token-recycling", "chain", None),
+        ("feature-head", "dynamic", None),
+        ("feature-head", "dynamic", [0, 1, 2]),  # an EAGLE-3 head
+        ("suffix-automaton+feature-head", "dynamic", None),
+        ("draft-model", "adaptive", None),
     ],
 )
-def test_speculative_sampling_next_tokens_match_target(name: str, shape: str) -> None:
+def test_speculative_sampling_next_tokens_match_target(
+    name: str, shape: str, feature_layers: list[int] | None
+) -> None:
     """End to end on a tiny model: the first two sampled tokens follow the target's law."""
     vocab, temperature = 8, 1.3
     model = tiny_llama(3, layers=2, vocab=vocab)
     with torch.no_grad():
         model.lm_head.weight.mul_(0.25)
     draft = (
-        tiny_feature_head(model, draft_vocab=6)
+        tiny_feature_head(model, draft_vocab=6, feature_layers=feature_layers)
         if name in FEATURE_HEAD_DRAFTERS
         else tiny_llama(4, layers=1, vocab=vocab)
     )
@@ -731,3 +747,29 @@ def test_feature_head_missing_for_a_target(target: LlamaForCausalLM, tmp_path: P
     with pytest.raises(SpeculativeInputError, match="cannot use the feature draft head"):
         load_draft("feature-head", "bpe-tiny", target, str(tmp_path), lambda name: None)
     assert load_draft("prompt-lookup", "bpe-tiny", target, None, lambda name: None) is None
+
+
+def test_eagle3_head_reads_the_fused_layers_verification_hands_over(
+    target: LlamaForCausalLM, eagle3_head: FeatureDraftHead
+) -> None:
+    """The drafter of an EAGLE-3 head asks verification for its layers; what it observes step by
+    step predicts what one pass over the fused layers of the whole text predicts."""
+    tokens = [3, 9, 4, 4, 17, 2, 30, 8]
+    drafter = make_drafter("feature-head", target, DraftSettings(4, 3), draft_model=eagle3_head)
+    assert drafter.target_layers == (1, 2, 3)
+    layers = forward_hidden(target, new_cache(), tokens, drafter.target_layers)
+    assert layers.shape == (len(tokens), 3 * target.config.hidden_size)
+    with torch.no_grad():
+        states = target.model(input_ids=torch.tensor([tokens]), output_hidden_states=True).hidden_states
+        torch.testing.assert_close(layers, torch.cat([states[i][0] for i in (1, 2, 3)], -1), atol=1e-5, rtol=1e-5)
+        full = eagle3_head(eagle3_head.fuse_features(layers[None, :-1]), torch.tensor([tokens[1:]]))[0]
+    drafter.start(tokens[:3])
+    drafter.observe_hidden(layers[:2], tokens[1:3])
+    drafter.observe_hidden(layers[2:5], tokens[3:6])
+    torch.testing.assert_close(drafter._root_feature, full[4], atol=1e-5, rtol=1e-5)
+    cache = new_cache()
+    forward_hidden(target, cache, tokens[:5])
+    tree = DraftTree()
+    tree.add(7, ROOT)
+    rows = forward_tree(target, cache, tokens[5], tree, drafter.target_layers).hidden([0, 1])
+    torch.testing.assert_close(rows[0], layers[5], atol=1e-5, rtol=1e-5)  # the root's row: the layers at 5

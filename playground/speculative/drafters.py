@@ -86,6 +86,9 @@ class Drafter(ABC):
     observe_all_rows: bool = False
     #: Whether :meth:`observe_hidden` should get the target's final hidden states.
     wants_target_hidden: bool = False
+    #: With ``wants_target_hidden``: the target's ``output_hidden_states`` indices to hand over,
+    #: concatenated (an EAGLE-3 head's low, middle and high layers); None: its final states.
+    target_layers: tuple[int, ...] | None = None
 
     def __init__(self, settings: DraftSettings) -> None:
         self.settings = settings
@@ -551,6 +554,8 @@ class FeatureDrafter(ModelDrafter):
         self._root_feature: torch.Tensor | None = None
         self._features: dict[int, torch.Tensor] = {}  # tree node -> predicted feature
         self._vocab = head.draft_vocab.cpu()  # logit column -> target token id
+        layers = head.config.feature_layers
+        self.target_layers = tuple(layers) if layers else None  # an EAGLE-3 head's fused layers
 
     def start(self, prompt_ids: Sequence[int]) -> None:
         super().start(prompt_ids)
@@ -562,7 +567,7 @@ class FeatureDrafter(ModelDrafter):
         n = len(next_tokens)
         device = self.model.device
         predicted = self.model(
-            hidden[None].to(device=device, dtype=self.model.dtype),
+            self.model.fuse_features(hidden[None].to(device=device, dtype=self.model.dtype)),
             torch.tensor([list(next_tokens)], device=device),
             attention_mask=causal_mask(n, self._pairs, self.model.dtype, device),
             position_ids=torch.arange(self._pairs, self._pairs + n, device=device)[None],
@@ -629,6 +634,10 @@ class CopyOrFeatureDrafter(Drafter):
     def start(self, prompt_ids: Sequence[int]) -> None:
         self.head.start(prompt_ids)
         self._copy.start(prompt_ids)
+
+    @property
+    def target_layers(self) -> tuple[int, ...] | None:  # type: ignore[override]
+        return self.head.target_layers
 
     def observe_hidden(self, hidden: torch.Tensor, next_tokens: Sequence[int]) -> None:
         self.head.observe_hidden(hidden, next_tokens)

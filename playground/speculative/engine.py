@@ -151,7 +151,7 @@ def speculative_generate(
     cache = new_cache()
     drafter.start(context)
     if len(context) > 1 and drafter.wants_target_hidden:
-        drafter.observe_hidden(forward_hidden(model, cache, context[:-1]), context[1:])
+        drafter.observe_hidden(forward_hidden(model, cache, context[:-1], drafter.target_layers), context[1:])
     elif len(context) > 1:
         logits = forward_tokens(model, cache, context[:-1], last_only=not drafter.wants_target_logits)
         if drafter.wants_target_logits:
@@ -163,7 +163,7 @@ def speculative_generate(
         tree = drafter.draft(context, temperature, generator)
         t1 = time.perf_counter()
         prefix, root = cache_length(cache), context[-1]
-        logits = forward_tree(model, cache, root, tree)
+        logits = forward_tree(model, cache, root, tree, drafter.target_layers if drafter.wants_target_hidden else None)
         result.target_passes += 1
         if temperature > 0:
             verdict = accept_sampling(tree, logits, temperature, generator)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -76,8 +77,10 @@ class TreeLogits:
         softcap: float | None,
         logits: torch.Tensor | None = None,
         tree: DraftTree | None = None,
+        features: torch.Tensor | None = None,
     ) -> None:
         self._hidden, self._head, self._softcap, self._tree = hidden, head, softcap, tree
+        self._features = features  # what a drafter reads, when not the final states (EAGLE-3)
         self._rows: dict[int, torch.Tensor] = {}
         self._all = logits.float().cpu() if logits is not None else None
         self.n_rows = int((logits if logits is not None else hidden).shape[0])
@@ -121,10 +124,11 @@ class TreeLogits:
         return sorted(self._rows)
 
     def hidden(self, rows: Sequence[int]) -> torch.Tensor:
-        """The target's final hidden states (what its head reads) at ``rows``."""
+        """The target's final hidden states (what its head reads) at ``rows``, or the layer states
+        ``forward_tree`` was asked for."""
         if self._hidden is None:
             raise UserError("this architecture's verification pass does not expose hidden states")
-        return self._hidden[list(rows)]
+        return (self._features if self._features is not None else self._hidden)[list(rows)]
 
     def _apply_head(self, hidden: torch.Tensor) -> torch.Tensor:
         logits = self._head(hidden)
@@ -134,11 +138,18 @@ class TreeLogits:
 
 
 @torch.inference_mode()
-def forward_tree(model: PreTrainedModel, cache: DynamicCache, root_token: int, tree: DraftTree) -> TreeLogits:
+def forward_tree(
+    model: PreTrainedModel,
+    cache: DynamicCache,
+    root_token: int,
+    tree: DraftTree,
+    layers: Sequence[int] | None = None,
+) -> TreeLogits:
     """Score ``[root_token] + tree.tokens`` in one pass; row 0 is the root, row i + 1 node i.
 
     The cache must hold every committed token before the root; afterwards it also holds the
-    root and all tree nodes (see :func:`keep_positions`).
+    root and all tree nodes (see :func:`keep_positions`). With ``layers``, ``hidden(rows)`` gives
+    those entries of the pass's ``output_hidden_states``, concatenated (what an EAGLE-3 head reads).
     """
     prefix = cache_length(cache)
     device = model.device
@@ -151,9 +162,12 @@ def forward_tree(model: PreTrainedModel, cache: DynamicCache, root_token: int, t
         "use_cache": True,
     }
     if supports_hidden_states(model):
-        hidden = getattr(model, model.base_model_prefix)(**kwargs).last_hidden_state[0]
+        out = getattr(model, model.base_model_prefix)(**kwargs, output_hidden_states=bool(layers))
         softcap = getattr(model.config.get_text_config(decoder=True), "final_logit_softcapping", None)
-        return TreeLogits(hidden, model.get_output_embeddings(), softcap, tree=tree)
+        features = _layer_states(out, layers) if layers else None
+        return TreeLogits(
+            out.last_hidden_state[0], model.get_output_embeddings(), softcap, tree=tree, features=features
+        )
     return TreeLogits(None, None, None, logits=model(**kwargs).logits[0])
 
 
@@ -165,12 +179,21 @@ def supports_hidden_states(model: PreTrainedModel) -> bool:
 
 
 @torch.inference_mode()
-def forward_hidden(model: PreTrainedModel, cache: DynamicCache, tokens: Sequence[int]) -> torch.Tensor:
-    """Append ``tokens`` causally to the cache; the final hidden states ``(len(tokens), hidden)``."""
+def forward_hidden(
+    model: PreTrainedModel, cache: DynamicCache, tokens: Sequence[int], layers: Sequence[int] | None = None
+) -> torch.Tensor:
+    """Append ``tokens`` causally to the cache; the final hidden states ``(len(tokens), hidden)``
+    (or, with ``layers``, those entries of ``output_hidden_states`` concatenated)."""
     if not supports_hidden_states(model):
         raise UserError(f"{type(model).__name__} does not expose final hidden states to drafters")
     base = getattr(model, model.base_model_prefix)
-    return base(**_causal_inputs(model, cache, tokens)).last_hidden_state[0]
+    out = base(**_causal_inputs(model, cache, tokens), output_hidden_states=bool(layers))
+    return _layer_states(out, layers) if layers else out.last_hidden_state[0]
+
+
+def _layer_states(out: Any, layers: Sequence[int]) -> torch.Tensor:
+    """Rows of ``output_hidden_states`` entries ``layers``, concatenated: ``(n, len(layers) * hidden)``."""
+    return torch.cat([out.hidden_states[i][0] for i in layers], dim=-1)
 
 
 def _causal_inputs(model: PreTrainedModel, cache: DynamicCache, tokens: Sequence[int]) -> dict:
