@@ -1,6 +1,7 @@
 """Benchmark speculative decoding of SmolLM2-135M on this machine; prints JSON.
 
     python bench/speculative.py [--threads 1] [--max-new-tokens 128] [--rounds 2] [--weights float32] [--out FILE]
+                                [--prompt-set examples|unseen] [--prompts NAME ...] [--configs LABEL ...]
 
 For a grounded prompt (summarise an article) and an open-ended one (write a story), every
 drafter configuration runs greedy speculative decoding, each run paired with plain greedy
@@ -9,6 +10,9 @@ between rounds), so load from other jobs on a shared machine hits both sides of 
 Reported per configuration: mean accepted draft tokens per step, tokens per target pass, the
 wall clock of every run, ``speedup`` = median over rounds of plain seconds / speculative
 seconds (both include the prefill), and whether every output was identical to plain greedy.
+With ``--prompt-set unseen`` the prompts are ten open-ended ones written for this bench and never
+used to train a draft head (`playground/speculative/prompts.py`); ``across_prompts`` then gives
+each configuration's speed-up per prompt, their median and the range of all paired ratios.
 """
 
 from __future__ import annotations
@@ -44,11 +48,13 @@ from playground.speculative.modeling import (
     forward_tree,
     new_cache,
 )
-from playground.speculative.prompts import GROUNDED_PROMPT, OPEN_ENDED_PROMPT
+from playground.speculative.prompts import GROUNDED_PROMPT, OPEN_ENDED_PROMPT, UNSEEN_OPEN_ENDED
 from playground.speculative.tree import DraftTree
 
 MODEL = "smollm2-135m"
 PROMPTS = {"grounded": GROUNDED_PROMPT, "open_ended": OPEN_ENDED_PROMPT}
+# --prompt-set unseen: open-ended prompts written for the bench, never used in training.
+PROMPT_SETS = {"examples": PROMPTS, "unseen": UNSEEN_OPEN_ENDED}
 
 # (label, settings): one or two budgets per drafter. SmolLM2 has no smaller model with its
 # tokenizer offline, so the draft-model drafter is not benchmarked here; the feature head this
@@ -125,7 +131,11 @@ def bench_prompt(lm: Any, prompt: str, args: argparse.Namespace) -> dict[str, An
     prompt_ids = encode_prompt(tokenizer, prompt, chat=True)
     eos = eos_token_ids(model, tokenizer)
     kwargs = {"max_new_tokens": args.max_new_tokens, "eos_ids": eos}
-    configs = [(label, RunSettings(**c)) for label, c in CONFIGS if c["drafter"] in args.drafters]
+    configs = [
+        (label, RunSettings(**c))
+        for label, c in CONFIGS
+        if c["drafter"] in args.drafters and (not args.configs or label in args.configs)
+    ]
     drafts = {s.drafter: load_draft(s.drafter, MODEL, model, None, load_model) for _, s in configs}
     forward_tokens(model, new_cache(), prompt_ids, last_only=True)  # warm-up, not timed
     plain_runs: dict[str, list[Generation]] = {label: [] for label, _ in configs}
@@ -174,6 +184,25 @@ LINEAR_LAYERS = {
 PROMPT_LABELS = {"grounded": "grounded (summarise an article)", "open_ended": "open-ended (a short story)"}
 
 
+def across_prompts(prompts: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Per configuration over every prompt of the run: each prompt's speed-up (a median of its
+    paired runs), their median, the spread of all paired ratios, and whether every output was
+    identical to plain greedy decoding."""
+    labels = next(iter(prompts.values()))["drafters"]
+    out = {}
+    for label in labels:
+        rows = {name: result["drafters"][label] for name, result in prompts.items()}
+        pairs = [x for row in rows.values() for x in row["speedup_per_pair"]]
+        out[label] = {
+            "median_speedup": round(statistics.median(row["speedup"] for row in rows.values()), 3),
+            "per_prompt": {name: row["speedup"] for name, row in rows.items()},
+            "paired_ratio_range": [min(pairs), max(pairs)],
+            "mean_accepted": round(statistics.mean(row["mean_accepted"] for row in rows.values()), 3),
+            "identical": all(row["identical"] for row in rows.values()),
+        }
+    return out
+
+
 def readme_table(results: dict[str, Any]) -> str:
     """The README's table and pass costs, from a saved run of this bench."""
     lines = []
@@ -206,7 +235,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=2, help="interleaved repetitions (default 2)")
-    parser.add_argument("--prompts", nargs="+", choices=sorted(PROMPTS), default=list(PROMPTS))
+    parser.add_argument(
+        "--prompt-set",
+        choices=sorted(PROMPT_SETS),
+        default="examples",
+        help="examples: the view's grounded and open-ended prompts; unseen: 10 open-ended prompts written for "
+        "this bench and never used in training (adds a median over them)",
+    )
+    parser.add_argument("--prompts", nargs="+", help="only these prompts of the set (default: all)")
+    parser.add_argument("--configs", nargs="+", help="only these configurations (labels, e.g. feature-head/dynamic-8)")
     parser.add_argument("--out", type=Path, help="also write the JSON here")
     parser.add_argument("--readme", type=Path, metavar="JSON", help="print the README table of a saved run and exit")
     parser.add_argument(
@@ -218,6 +255,12 @@ def main(argv: list[str] | None = None) -> int:
     names = sorted({c["drafter"] for _, c in CONFIGS})
     parser.add_argument("--drafters", nargs="+", choices=names, default=names, help="default: all")
     args = parser.parse_args(argv)
+    prompt_set = PROMPT_SETS[args.prompt_set]
+    if args.prompts and set(args.prompts) - set(prompt_set):
+        parser.error(f"--prompts: choose from {', '.join(prompt_set)}")
+    labels = [label for label, _ in CONFIGS]
+    if args.configs and set(args.configs) - set(labels):
+        parser.error(f"--configs: choose from {', '.join(labels)}")
     if args.readme:
         print(readme_table(json.loads(args.readme.read_text(encoding="utf-8"))))
         return 0
@@ -239,11 +282,14 @@ def main(argv: list[str] | None = None) -> int:
         else "default (MKL)",
         "speedup_definition": "median over rounds of plain seconds / speculative seconds, each speculative run "
         "paired with a plain run of the same prompt right before it (same process; both include the prefill)",
+        "prompt_set": args.prompt_set,
         "prompts": {},
     }
-    for name in args.prompts:
+    for name in args.prompts or list(prompt_set):
         print(f"{name}:", file=sys.stderr, flush=True)
-        results["prompts"][name] = bench_prompt(lm, PROMPTS[name], args)
+        results["prompts"][name] = bench_prompt(lm, prompt_set[name], args)
+    if len(results["prompts"]) > 1:
+        results["across_prompts"] = across_prompts(results["prompts"])
     results["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     text = json.dumps(results, indent=1)
     print(text)

@@ -198,3 +198,20 @@ def test_an_eagle3_head_trains_on_layer_features(tiny_bpe_dir: Path, tmp_path: P
     with torch.no_grad():
         fused = head.target_features(states[-1], states)
     assert fused.shape == (1, len(first["ids"]), target.config.hidden_size)
+
+
+def test_the_bench_unseen_prompts_are_never_training_prompts() -> None:
+    """`bench/speculative.py --prompt-set unseen` measures text the heads were not trained on: no
+    training prompt (either template set, several seeds) contains one of its prompts, nor the
+    reverse, and none shares its opening words with one."""
+    from playground.speculative.prompts import UNSEEN_OPEN_ENDED
+
+    assert len(UNSEEN_OPEN_ENDED) >= 8
+    unseen = [p.lower() for p in UNSEEN_OPEN_ENDED.values()]
+    openings = {" ".join(p.split()[:4]) for p in unseen}
+    for prompt_set in ("v1", "wide"):
+        for seed in range(3):
+            for prompt in build_prompts(CORPUS * 20, 400, seed=seed, prompt_set=prompt_set):
+                low = prompt.lower()
+                assert not any(u in low or low in u for u in unseen), prompt
+                assert " ".join(low.split()[:4]) not in openings, prompt
