@@ -58,6 +58,13 @@ class OneDNNLinear(nn.Module):
         return out[:n].reshape(*x.shape[:-1], out.shape[-1])
 
 
+def padded_rows(model: nn.Module) -> int:
+    """How many rows a call of ``model``'s linear layers costs at least: the ``min_rows`` its
+    ``OneDNNLinear`` layers pad to (a pass over up to that many tokens costs what one token
+    does), 1 for other kernels."""
+    return max((m.min_rows for m in model.modules() if isinstance(m, OneDNNLinear)), default=1)
+
+
 class HalfWeightLinear(nn.Module):
     """A float32 ``nn.Linear`` on CPU whose weight is stored as float16 and packed once for
     fbgemm (``quantized::linear_dynamic_fp16``): inputs and outputs stay float32 and the weight

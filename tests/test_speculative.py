@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 from transformers import LlamaConfig, LlamaForCausalLM
 
 import models  # noqa: F401  (OMP_WAIT_POLICY before torch threads start)
@@ -773,3 +774,27 @@ def test_eagle3_head_reads_the_fused_layers_verification_hands_over(
     tree.add(7, ROOT)
     rows = forward_tree(target, cache, tokens[5], tree, drafter.target_layers).hidden([0, 1])
     torch.testing.assert_close(rows[0], layers[5], atol=1e-5, rtol=1e-5)  # the root's row: the layers at 5
+
+
+def test_pass_cost_model_follows_the_padded_kernel_step() -> None:
+    """The target's kernel pads calls to four rows: a pass of up to three nodes (four rows with the
+    root) costs one plain step, then each row adds the same. The model fits that shape exactly,
+    where a straight line would charge the first nodes and undercharge the later ones."""
+    from models.cpu_kernels import OneDNNLinear, padded_rows
+
+    def measured(nodes: int) -> float:
+        return 0.050 + 0.006 * max(0, nodes + 1 - 4)
+
+    step = PassCostModel(free_rows=4)
+    line = PassCostModel()
+    for n in (0, 1, 3, 5, 7, 0, 2, 9, 4, 6):
+        step.add_pass(n, measured(n))
+        line.add_pass(n, measured(n))
+    assert step.fixed_and_per_node == pytest.approx((0.050, 0.006))
+    for n in range(12):
+        assert step.verify_seconds(n) == pytest.approx(measured(n))
+    assert step.marginal_seconds(0) == pytest.approx(0.0) and step.marginal_seconds(2) == pytest.approx(0.0)
+    assert step.marginal_seconds(3) == pytest.approx(0.006)
+    assert line.verify_seconds(2) > measured(2) + 1e-3  # a line charges the free nodes
+    assert padded_rows(nn.Sequential(OneDNNLinear(nn.Linear(8, 8)))) == 4
+    assert padded_rows(nn.Sequential(nn.Linear(8, 8))) == 1

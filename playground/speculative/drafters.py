@@ -20,6 +20,7 @@ from typing import Literal
 import torch
 from transformers import PreTrainedModel
 
+from models.cpu_kernels import padded_rows
 from models.errors import UserError
 from models.feature_draft import FeatureDraftHead
 from playground.speculative.modeling import (
@@ -114,16 +115,19 @@ class Drafter(ABC):
 class PassCostModel:
     """What a verification pass and a draft level cost on this machine, learned while decoding.
 
-    A pass over a tree of ``n`` nodes takes about ``fixed + per_node * n`` seconds: on a CPU a
-    small model's step is bound by reading its weights, so extra rows cost a fraction of a step
-    (SmolLM2-135M, float16 weights, one thread: 1 token 29-35 ms, 4 tokens 32-47 ms;
-    `assets/reports/speculative_float16.json`). Both terms are fitted by least squares over the last ``window`` passes; until two tree sizes have been
-    seen, ``per_node`` is ``prior_ratio * fixed``. A draft level's cost is the mean of the last
-    ones timed.
+    A pass over a tree of ``n`` nodes reads ``n + 1`` rows (the root too). Its cost is flat up to
+    the rows the target's kernel pads every call to (``free_rows``: 4 for ``OneDNNLinear``), then
+    grows by about the same amount per row: on a CPU a small model's step is bound by reading its
+    weights, and the padded kernel pays for its rows whether they are used or not (SmolLM2-135M,
+    one thread, this AMD host: body 50.3 ms for 1 token, 51.1 for 4, 63.2 for 6, 74.0 for 8;
+    `assets/reports/decoding_kernels_epyc.json`). So the model is ``fixed + per_row * max(0,
+    n + 1 - free_rows)``, both terms fitted by least squares over the last ``window`` passes
+    (``free_rows = 1`` is a straight line); until two costs differ, ``per_row`` is
+    ``prior_ratio * fixed``. A draft level's cost is the mean of the last ones timed.
     """
 
-    def __init__(self, prior_ratio: float = 0.1, window: int = 64) -> None:
-        self.prior_ratio, self.window = prior_ratio, window
+    def __init__(self, prior_ratio: float = 0.1, window: int = 64, free_rows: int = 1) -> None:
+        self.prior_ratio, self.window, self.free_rows = prior_ratio, window, max(1, free_rows)
         self._passes: list[tuple[int, float]] = []
         self._levels: list[float] = []
 
@@ -133,11 +137,16 @@ class PassCostModel:
     def add_level(self, seconds: float) -> None:
         self._levels = [*self._levels, seconds][-self.window :]
 
+    def extra_rows(self, nodes: int) -> int:
+        """Rows of a ``nodes``-node pass beyond what the kernel pays for anyway."""
+        return max(0, nodes + 1 - self.free_rows)
+
     @property
     def fixed_and_per_node(self) -> tuple[float, float]:
+        """(cost of a pass within the free rows, cost of each row beyond them)."""
         if not self._passes:
             return 1.0, self.prior_ratio  # only ratios matter before the first pass
-        xs = [float(n) for n, _ in self._passes]
+        xs = [float(self.extra_rows(n)) for n, _ in self._passes]
         ys = [t for _, t in self._passes]
         mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
         var = sum((x - mean_x) ** 2 for x in xs)
@@ -151,7 +160,11 @@ class PassCostModel:
 
     def verify_seconds(self, nodes: int) -> float:
         fixed, per_node = self.fixed_and_per_node
-        return fixed + per_node * nodes
+        return fixed + per_node * self.extra_rows(nodes)
+
+    def marginal_seconds(self, nodes: int) -> float:
+        """What one more node costs on top of a ``nodes``-node tree (0 within the free rows)."""
+        return self.verify_seconds(nodes + 1) - self.verify_seconds(nodes)
 
     @property
     def level_seconds(self) -> float:
@@ -484,9 +497,9 @@ class ModelDrafter(Drafter):
             if adaptive:
                 # A child is at most as likely as its parent: a level is worth drafting only if
                 # its best parent's chance could pay for the level and one more node.
-                _, rate = self._adaptive_size(scores, started)
-                _, per_node = self.costs.fixed_and_per_node
-                if math.exp(max(scores[i] for i in candidates)) < rate * (per_node + self.costs.level_seconds):
+                size, rate = self._adaptive_size(scores, started)
+                more = self.costs.marginal_seconds(size) + self.costs.level_seconds
+                if math.exp(max(scores[i] for i in candidates)) < rate * more:
                     break
             level_nodes = sorted(candidates, key=lambda i: -scores[i])[: self.beam]
             level_logits = self._timed_expand(prefix_len, full, level_nodes, slots)
@@ -708,13 +721,16 @@ def make_drafter(
     if name == "suffix-automaton+token-recycling":
         return HybridDrafter(settings)
     if name == "layer-skip":
-        return LayerSkipDrafter(target, settings, keep_layers=keep_layers, shape=shape)
+        drafter = LayerSkipDrafter(target, settings, keep_layers=keep_layers, shape=shape)
+        drafter.costs.free_rows = padded_rows(target)
+        return drafter
     if name in FEATURE_HEAD_DRAFTERS:
         if not isinstance(draft_model, FeatureDraftHead):
             raise DrafterError(f"the {name} drafter needs a feature draft head trained for this target")
         if not supports_hidden_states(target):
             raise DrafterError(f"{type(target).__name__} does not expose the hidden states a feature head reads")
         head = FeatureDrafter(draft_model, settings, shape=shape)
+        head.costs.free_rows = padded_rows(target)  # the target's kernel: its pass cost is flat up to here
         return head if name == "feature-head" else CopyOrFeatureDrafter(head)
     if name == "draft-model":
         if draft_model is None:
@@ -726,5 +742,7 @@ def make_drafter(
                 f"draft model vocabulary ({draft_vocab}) differs from the target's ({target_vocab}): "
                 "the two must share a tokenizer"
             )
-        return ModelDrafter(draft_model, settings, shape=shape)
+        drafter = ModelDrafter(draft_model, settings, shape=shape)
+        drafter.costs.free_rows = padded_rows(target)
+        return drafter
     raise DrafterError(f"unknown drafter {name!r}; choose one of: {', '.join(DRAFTER_NAMES)}")

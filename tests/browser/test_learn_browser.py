@@ -136,7 +136,10 @@ def shared_link_reopens(page: Any, screenshot_dir: Path) -> tuple[str, str, str]
     wait_text(page, "learn-bpe-note", r"Merge 7:")
     note = text_of(page, "learn-bpe-note")
     page.locator("#learn-copy-link").click()
-    wait_text(page, "learn-link", r".")
+    # The box's value, not its text (its label matches anything at once: a race under load).
+    page.wait_for_function(
+        "() => (document.querySelector('#learn-link textarea') || {}).value?.includes('k=7')", timeout=30_000
+    )
     link = page.locator("#learn-link textarea").input_value()
     assert "tab=learn" in link and "lesson=bpe" in link and "k=7" in link, link
     assert page.url == link  # the address bar shows it too
