@@ -215,3 +215,28 @@ def test_the_bench_unseen_prompts_are_never_training_prompts() -> None:
                 low = prompt.lower()
                 assert not any(u in low or low in u for u in unseen), prompt
                 assert " ".join(low.split()[:4]) not in openings, prompt
+
+
+def test_exported_ids_record_the_same_shards_again(tiny_bpe_dir: Path, tmp_path: Path) -> None:
+    """Generation is the costly part: its token ids export to one small file, from which a
+    teacher-forced pass records the same sequences (ids, labels, features) again, in shards of
+    `--batch` sequences as answer generation writes them (so a generation run resumes after them)."""
+    corpus = tmp_path / "train.txt"
+    corpus.write_text("\n".join(SENTENCES * 10) + "\n" + CORPUS * 4, encoding="utf-8")
+    name, data, again = f"hf:{tiny_bpe_dir}", tmp_path / "data", tmp_path / "again"
+    common = ["--target", name, "--corpus", str(corpus), "--batch", "8"]
+    assert data_main([*common, "--source", "corpus", "--out", str(data), "--window", "16", "--minutes", "1"]) == 0
+    ids_file = tmp_path / "ids.safetensors"
+    assert data_main([*common, "--out", str(data), "--export-ids", str(ids_file)]) == 0
+    assert ids_file.stat().st_size < sum(p.stat().st_size for p in data.glob("shard_*.pt")) / 20
+    assert data_main([*common, "--out", str(again), "--from-ids", str(ids_file)]) == 0
+
+    def records(directory: Path) -> list[dict[str, torch.Tensor]]:
+        return [r for shard in sorted(directory.glob("shard_*.pt")) for r in torch.load(shard, weights_only=True)]
+
+    assert all(len(torch.load(p, weights_only=True)) == 8 for p in sorted(again.glob("shard_*.pt"))[:-1])
+    first, second = records(data), records(again)
+    assert len(first) == len(second) > 8
+    for x, y in zip(first, second, strict=True):
+        assert torch.equal(x["ids"], y["ids"]) and torch.equal(x["labels"], y["labels"])
+        torch.testing.assert_close(x["layer_features"], y["layer_features"], atol=2e-3, rtol=1e-2)

@@ -16,7 +16,9 @@ sequence records, per position ``j``: the token ``ids[j]``, the target's final h
 ``features[j]`` (after its last norm: what its LM head reads), the hidden states of a low, a
 middle and a high layer concatenated, ``layer_features[j]`` (what an EAGLE-3 head fuses;
 ``eagle3_layers``), and its greedy next token ``labels[j]``. Shards of sequences are written as they finish, so the run can stop at any
-time (``--minutes``) and a rerun continues after the last shard.
+time (``--minutes``) and a rerun continues after the last shard. ``--export-ids FILE`` keeps
+just the token ids (small enough to commit: generation is the costly part), and ``--from-ids
+FILE`` records the shards again from them with a teacher-forced pass.
 
 With ``--source corpus`` no text is generated: the teacher-forced pass runs over windows of
 the corpus itself (``--window`` tokens each, in order from a seeded offset), which gives
@@ -225,6 +227,43 @@ def corpus_windows(
     return 0
 
 
+def export_ids(directory: Path, path: Path, metadata: dict[str, str]) -> int:
+    """The token ids of every sequence in ``directory``'s shards, in order, into one small
+    safetensors file (``ids`` flat, ``lengths`` per sequence): what generation costs hours to
+    make, without the features a teacher-forced pass (``--from-ids``) recomputes in minutes.
+    Returns the number of sequences."""
+    from safetensors.torch import save_file
+
+    sequences = [
+        r["ids"] for shard in sorted(directory.glob("shard_*.pt")) for r in torch.load(shard, weights_only=True)
+    ]
+    lengths = torch.tensor([len(ids) for ids in sequences], dtype=torch.int64)
+    flat = torch.cat(sequences).to(torch.int32) if sequences else torch.zeros(0, dtype=torch.int32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({"ids": flat, "lengths": lengths}, str(path), metadata=metadata)
+    return len(sequences)
+
+
+def read_ids(path: Path) -> list[list[int]]:
+    """The sequences ``export_ids`` wrote."""
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(path))
+    return [chunk.tolist() for chunk in torch.split(tensors["ids"], tensors["lengths"].tolist())]
+
+
+def from_ids(model: PreTrainedModel, path: Path, args: argparse.Namespace) -> int:
+    """Shards of ``--batch`` sequences each from exported ids, features recomputed (teacher
+    forced); resumable, and laid out as generation wrote them, so a generation run with the same
+    ``--out`` and ``--batch`` continues after them."""
+    sequences = read_ids(path)
+    start = len(list(args.out.glob("shard_*.pt"))) * args.batch
+    for first in range(start, len(sequences), args.batch):
+        index = save_shard(args.out, teacher_forced(model, sequences[first : first + args.batch], args.layers))
+        print(f"shard {index}: sequences {first}-{min(first + args.batch, len(sequences)) - 1}", flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--target", default="smollm2-135m")
@@ -242,7 +281,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-layer-features", action="store_true", help="record only final features (an EAGLE-2 head's data)"
     )
+    parser.add_argument("--export-ids", type=Path, metavar="FILE", help="write --out's token ids to FILE and exit")
+    parser.add_argument(
+        "--from-ids", type=Path, metavar="FILE", help="record shards from exported ids (no generation)"
+    )
     args = parser.parse_args(argv)
+    if args.export_ids:
+        meta = {"target": args.target, "prompt_set": args.prompt_set, "batch": str(args.batch), "seed": str(args.seed)}
+        n = export_ids(args.out, args.export_ids, meta)
+        print(f"{n} sequences from {args.out} -> {args.export_ids}")
+        return 0
     if args.threads:
         torch.set_num_threads(args.threads)
     if not args.corpus.exists():
@@ -257,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     args.layers = () if args.no_layer_features else eagle3_layers(n_layers)
     corpus_text = args.corpus.read_text(encoding="utf-8")
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.from_ids:
+        return from_ids(model, args.from_ids, args)
     if args.source == "corpus":
         return corpus_windows(model, tokenizer, corpus_text, args)
     prompts = build_prompts(corpus_text, args.prompts, args.seed, prompt_set=args.prompt_set)
