@@ -5,15 +5,15 @@ errors and memory of the server are measured.
                          [--think 2,8] [--seed 0] [--url URL]
 
 Starts `python app.py` on 127.0.0.1 (a free port; or drives `--url`), sends every kind of
-request the load will send once (the baseline: lazy data loaded), then runs `--users` threads for `--seconds`. Each user is its own gradio_client session and, like a
-person, picks a view (token boundaries 40%, robustness 30%, attention 15%, speculative decoding
+request the load will send once (the baseline: lazy data loaded), then runs `--users` threads
+for `--seconds`. Each user is its own gradio_client session and, like a person, picks a view (token boundaries 40%, robustness 30%, attention 15%, speculative decoding
 15%), sends a realistic request (an example text of the app, cut at a sentence end; its own seed),
 waits for the answer, then reads it for a random think time (`--think`, seconds, uniform) before
 the next one, and leaves (closes its session) at the deadline. It stops by itself: no new
-request after the deadline, and every request has a timeout. Prints JSON: requests done and errors per view, p50/p95/max latency per view (client
-side: queueing + computing + transfer), the server's RSS before the load (after warm-up), its peak
+request after the deadline, and every request has a timeout. Prints JSON: requests done and
+errors per view, p50/p95/max latency per view (client side: queueing + computing + transfer), the server's RSS before the load (after warm-up), its peak
 during the load, and after the load settles (90 s idle, in which the server drops results unused
-for a minute and returns freed memory; then a request per view).
+for a minute and returns freed memory; then every kind of request once more).
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ still verifies over the full vocabulary, so nothing about the output changes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -153,18 +153,6 @@ class FeatureDraftHead(PreTrainedModel):
         object.__setattr__(self, "_draft_lm", linear(self._draft_lm))
         return self
 
-    def target_features(
-        self, last_hidden_state: torch.Tensor, hidden_states: tuple[torch.Tensor, ...] | None = None
-    ) -> torch.Tensor:
-        """What this head reads of the target at each position, ``(batch, n, hidden)``: the
-        target's final state (EAGLE-2), or its ``feature_layers`` of ``output_hidden_states``
-        fused (EAGLE-3)."""
-        if self.fuse is None:
-            return last_hidden_state
-        if hidden_states is None:
-            raise ValueError("an EAGLE-3 head needs the target's output_hidden_states")
-        return self.fuse_features(torch.cat([hidden_states[i] for i in self.config.feature_layers], dim=-1))
-
     def fuse_features(self, layer_features: torch.Tensor) -> torch.Tensor:
         """``(batch, n, k * hidden)`` concatenated layer states -> ``(batch, n, hidden)`` (identity
         for an EAGLE-2 head, whose input is already the target's final state)."""
@@ -202,6 +190,12 @@ class FeatureDraftHead(PreTrainedModel):
         if self._draft_lm is None:
             raise RuntimeError("attach_target(target) first: the head uses the target's LM head")
         return self._draft_lm(predicted)
+
+
+def layer_states(hidden_states: tuple[torch.Tensor, ...], layers: Sequence[int]) -> torch.Tensor:
+    """Entries ``layers`` of a model's ``output_hidden_states``, concatenated on the last axis:
+    what an EAGLE-3 head fuses (``(..., len(layers) * hidden)``)."""
+    return torch.cat([hidden_states[i] for i in layers], dim=-1)
 
 
 def shipped_head_path(target_name: str) -> Path | None:

@@ -25,14 +25,19 @@ IDLE_SECONDS = 60.0  # results unused this long are dropped (a class moves on; a
 PERIOD_SECONDS = 15.0
 
 
-def _malloc_trim() -> bool:
-    """glibc's malloc_trim(0): hand freed heap pages back to the system; False where unavailable."""
+def _glibc(function: str, *args: int) -> bool:
+    """Call glibc's ``function(*args)``; False where it is not there (macOS, musl: nothing to do)
+    or it reports failure (returns 0)."""
     name = ctypes.util.find_library("c")
     try:
-        libc = ctypes.CDLL(name or "libc.so.6")
-        return bool(libc.malloc_trim(0))
-    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to do
+        return bool(getattr(ctypes.CDLL(name or "libc.so.6"), function)(*args))
+    except (OSError, AttributeError):
         return False
+
+
+def _malloc_trim() -> bool:
+    """glibc's malloc_trim(0): hand freed heap pages back to the system; False where unavailable."""
+    return _glibc("malloc_trim", 0)
 
 
 # mallopt parameters (glibc's malloc.h).
@@ -51,14 +56,7 @@ def tune_allocator() -> bool:
     own arena (up to 8 per core), each fragmenting on its own. A fixed 1 MB threshold keeps big
     tensors in their own mappings, returned whole when freed, and two arenas suit a server whose
     model runs share two cores. Measured with `bench/load.py` (docs/performance.md)."""
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name or "libc.so.6")
-        return bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)) and bool(
-            libc.mallopt(_M_ARENA_MAX, ARENA_MAX)
-        )
-    except (OSError, AttributeError):
-        return False
+    return _glibc("mallopt", _M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) and _glibc("mallopt", _M_ARENA_MAX, ARENA_MAX)
 
 
 def release_idle(idle_seconds: float = IDLE_SECONDS) -> dict[str, Any]:

@@ -9,9 +9,9 @@ import torch
 from conftest import SENTENCES
 
 import models  # noqa: F401  (OMP_WAIT_POLICY before torch threads start)
-from models.feature_draft import FeatureDraftHead, load_feature_head
+from models.feature_draft import FeatureDraftHead, layer_states, load_feature_head
 from playground.speculative.prompts import GROUNDED_PROMPT, OPEN_ENDED_PROMPT
-from training.feature_draft_data import build_prompts
+from training.feature_draft_data import build_prompts, load_shards
 from training.feature_draft_data import main as data_main
 from training.train_feature_draft import answer_start, draft_vocabulary, make_batch, split
 from training.train_feature_draft import main as train_main
@@ -180,7 +180,7 @@ def test_an_eagle3_head_trains_on_layer_features(tiny_bpe_dir: Path, tmp_path: P
     layers = eagle3_layers(target.config.num_hidden_layers)
     with torch.no_grad():
         states = target.model(input_ids=first["ids"][None].long(), output_hidden_states=True).hidden_states
-    expected = torch.cat([states[i] for i in layers], dim=-1)[0].to(torch.float16)
+    expected = torch.cat([states[i] for i in layers], dim=-1)[0].to(torch.float16)  # by hand, not layer_states
     torch.testing.assert_close(first["layer_features"], expected, atol=2e-3, rtol=1e-2)
 
     out = tmp_path / "head"
@@ -196,7 +196,7 @@ def test_an_eagle3_head_trains_on_layer_features(tiny_bpe_dir: Path, tmp_path: P
     head = load_feature_head(out, target)
     assert head.config.feature_layers == list(layers) and head.fuse is not None
     with torch.no_grad():
-        fused = head.target_features(states[-1], states)
+        fused = head.fuse_features(layer_states(states, head.config.feature_layers))
     assert fused.shape == (1, len(first["ids"]), target.config.hidden_size)
 
 
@@ -231,11 +231,8 @@ def test_exported_ids_record_the_same_shards_again(tiny_bpe_dir: Path, tmp_path:
     assert ids_file.stat().st_size < sum(p.stat().st_size for p in data.glob("shard_*.pt")) / 20
     assert data_main([*common, "--out", str(again), "--from-ids", str(ids_file)]) == 0
 
-    def records(directory: Path) -> list[dict[str, torch.Tensor]]:
-        return [r for shard in sorted(directory.glob("shard_*.pt")) for r in torch.load(shard, weights_only=True)]
-
     assert all(len(torch.load(p, weights_only=True)) == 8 for p in sorted(again.glob("shard_*.pt"))[:-1])
-    first, second = records(data), records(again)
+    first, second = load_shards(data), load_shards(again)
     assert len(first) == len(second) > 8
     for x, y in zip(first, second, strict=True):
         assert torch.equal(x["ids"], y["ids"]) and torch.equal(x["labels"], y["labels"])

@@ -43,6 +43,7 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from models.feature_draft import layer_states
 from models.generate import chat_prompt_ids
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -185,7 +186,7 @@ def teacher_forced(
     out = model.model(input_ids=ids, attention_mask=mask, output_hidden_states=bool(layers))
     hidden = out.last_hidden_state
     labels = model.get_output_embeddings()(hidden).argmax(-1)
-    fused = torch.cat([out.hidden_states[i] for i in layers], dim=-1) if layers else None
+    fused = layer_states(out.hidden_states, layers) if layers else None
     records = []
     for i, s in enumerate(sequences):
         record = {
@@ -196,6 +197,14 @@ def teacher_forced(
         if fused is not None:
             record["layer_features"] = fused[i, : len(s)].to(torch.float16).clone()
         records.append(record)
+    return records
+
+
+def load_shards(directory: Path) -> list[dict[str, torch.Tensor]]:
+    """Every record of ``directory``'s shards, in order."""
+    records: list[dict[str, torch.Tensor]] = []
+    for path in sorted(directory.glob("shard_*.pt")):
+        records += torch.load(path, weights_only=True)
     return records
 
 

@@ -45,18 +45,12 @@ from accelerate import Accelerator
 from transformers import PreTrainedTokenizerBase
 
 from models.feature_draft import SHIPPED_HEADS, FeatureDraftConfig, FeatureDraftHead
+from training.feature_draft_data import eagle3_layers, load_shards
 from training.train import earlier_phases, resolve_mixed_precision
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 Sequence_ = dict[str, torch.Tensor]
-
-
-def load_shards(directory: Path) -> list[Sequence_]:
-    sequences: list[Sequence_] = []
-    for path in sorted(directory.glob("shard_*.pt")):
-        sequences += torch.load(path, weights_only=True)
-    return sequences
 
 
 def split(sequences: list[Sequence_], every: int = 20) -> tuple[list[Sequence_], list[Sequence_]]:
@@ -403,8 +397,6 @@ def main(argv: list[str] | None = None) -> int:
         vocab = draft_vocabulary(train, args.draft_vocab, always)
         layers = None
         if args.ttt_steps:
-            from training.feature_draft_data import eagle3_layers
-
             layers = list(eagle3_layers(target.config.get_text_config(decoder=True).num_hidden_layers))
         config = FeatureDraftConfig.for_target(target, args.target, len(vocab), feature_layers=layers)
         head = FeatureDraftHead(config)

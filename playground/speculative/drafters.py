@@ -378,6 +378,7 @@ class ModelDrafter(Drafter):
         shape: TreeShape = "chain",
         branch: int = 2,
         beam: int = 4,
+        free_rows: int = 1,
     ) -> None:
         super().__init__(settings)
         if shape not in TREE_SHAPES:
@@ -385,7 +386,9 @@ class ModelDrafter(Drafter):
         self.model, self.shape, self.branch, self.beam = model, shape, branch, beam
         self._cache = new_cache()
         self._cached: list[int] = []
-        self.costs = PassCostModel()  # used by the adaptive shape
+        # Used by the adaptive shape; free_rows: what the target's kernel pads a pass to
+        # (`models.cpu_kernels.padded_rows`), below which a pass costs what one token does.
+        self.costs = PassCostModel(free_rows=free_rows)
 
     def observe_pass(self, nodes: int, seconds: float) -> None:
         self.costs.add_pass(nodes, seconds)
@@ -535,7 +538,8 @@ class LayerSkipDrafter(ModelDrafter):
     ) -> None:
         n_layers = target.config.get_text_config(decoder=True).num_hidden_layers
         self.keep_layers = list(keep_layers) if keep_layers is not None else default_keep_layers(n_layers)
-        super().__init__(layer_skip_model(target, self.keep_layers), settings, shape, branch, beam)
+        draft = layer_skip_model(target, self.keep_layers)
+        super().__init__(draft, settings, shape, branch, beam, free_rows=padded_rows(target))
 
 
 class FeatureDrafter(ModelDrafter):
@@ -559,10 +563,11 @@ class FeatureDrafter(ModelDrafter):
         shape: TreeShape = "dynamic",
         branch: int = 2,
         beam: int = 4,
+        free_rows: int = 1,
     ) -> None:
         if not head.attached:
             raise DrafterError("the feature draft head must be attached to its target (attach_target)")
-        super().__init__(head, settings, shape, branch, beam)
+        super().__init__(head, settings, shape, branch, beam, free_rows=free_rows)
         self._pairs = 0  # committed pairs in the head's cache
         self._root_feature: torch.Tensor | None = None
         self._features: dict[int, torch.Tensor] = {}  # tree node -> predicted feature
@@ -721,16 +726,13 @@ def make_drafter(
     if name == "suffix-automaton+token-recycling":
         return HybridDrafter(settings)
     if name == "layer-skip":
-        drafter = LayerSkipDrafter(target, settings, keep_layers=keep_layers, shape=shape)
-        drafter.costs.free_rows = padded_rows(target)
-        return drafter
+        return LayerSkipDrafter(target, settings, keep_layers=keep_layers, shape=shape)
     if name in FEATURE_HEAD_DRAFTERS:
         if not isinstance(draft_model, FeatureDraftHead):
             raise DrafterError(f"the {name} drafter needs a feature draft head trained for this target")
         if not supports_hidden_states(target):
             raise DrafterError(f"{type(target).__name__} does not expose the hidden states a feature head reads")
-        head = FeatureDrafter(draft_model, settings, shape=shape)
-        head.costs.free_rows = padded_rows(target)  # the target's kernel: its pass cost is flat up to here
+        head = FeatureDrafter(draft_model, settings, shape=shape, free_rows=padded_rows(target))
         return head if name == "feature-head" else CopyOrFeatureDrafter(head)
     if name == "draft-model":
         if draft_model is None:
@@ -742,7 +744,5 @@ def make_drafter(
                 f"draft model vocabulary ({draft_vocab}) differs from the target's ({target_vocab}): "
                 "the two must share a tokenizer"
             )
-        drafter = ModelDrafter(draft_model, settings, shape=shape)
-        drafter.costs.free_rows = padded_rows(target)
-        return drafter
+        return ModelDrafter(draft_model, settings, shape=shape, free_rows=padded_rows(target))
     raise DrafterError(f"unknown drafter {name!r}; choose one of: {', '.join(DRAFTER_NAMES)}")

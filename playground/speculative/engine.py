@@ -163,7 +163,7 @@ def speculative_generate(
         tree = drafter.draft(context, temperature, generator)
         t1 = time.perf_counter()
         prefix, root = cache_length(cache), context[-1]
-        logits = forward_tree(model, cache, root, tree, drafter.target_layers if drafter.wants_target_hidden else None)
+        logits = forward_tree(model, cache, root, tree, drafter.target_layers)
         result.target_passes += 1
         if temperature > 0:
             verdict = accept_sampling(tree, logits, temperature, generator)

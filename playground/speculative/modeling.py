@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from torch import nn
 from transformers import DynamicCache, PreTrainedModel
 
 from models.errors import UserError
+from models.feature_draft import layer_states
 from playground.speculative.tree import DraftTree, causal_mask, tree_attention_mask, tree_position_ids
 
 
@@ -164,7 +164,7 @@ def forward_tree(
     if supports_hidden_states(model):
         out = getattr(model, model.base_model_prefix)(**kwargs, output_hidden_states=bool(layers))
         softcap = getattr(model.config.get_text_config(decoder=True), "final_logit_softcapping", None)
-        features = _layer_states(out, layers) if layers else None
+        features = layer_states(out.hidden_states, layers)[0] if layers else None
         return TreeLogits(
             out.last_hidden_state[0], model.get_output_embeddings(), softcap, tree=tree, features=features
         )
@@ -188,12 +188,7 @@ def forward_hidden(
         raise UserError(f"{type(model).__name__} does not expose final hidden states to drafters")
     base = getattr(model, model.base_model_prefix)
     out = base(**_causal_inputs(model, cache, tokens), output_hidden_states=bool(layers))
-    return _layer_states(out, layers) if layers else out.last_hidden_state[0]
-
-
-def _layer_states(out: Any, layers: Sequence[int]) -> torch.Tensor:
-    """Rows of ``output_hidden_states`` entries ``layers``, concatenated: ``(n, len(layers) * hidden)``."""
-    return torch.cat([out.hidden_states[i][0] for i in layers], dim=-1)
+    return layer_states(out.hidden_states, layers)[0] if layers else out.last_hidden_state[0]
 
 
 def _causal_inputs(model: PreTrainedModel, cache: DynamicCache, tokens: Sequence[int]) -> dict:

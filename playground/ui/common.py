@@ -223,7 +223,7 @@ def forget_sessions_on_leave(demo: gr.Blocks) -> None:
     values of a closed session, an hour later; the session itself stays until 10,000 newer ones
     push it out. On a shared Space that grows with every visitor. This app's views restore from
     the page's own inputs and its links, so nothing is lost when a departed session is forgotten;
-    `gr.Blocks(state_session_capacity=...)` bounds the sessions of users still connected."""
+    `demo.launch(state_session_capacity=...)` (app.py) bounds the sessions of users still connected."""
 
     def forget(request: gr.Request) -> None:
         holder = getattr(demo, "state_holder", None)
