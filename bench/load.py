@@ -2,7 +2,7 @@
 errors and memory of the server are measured.
 
     python bench/load.py [--users 20] [--seconds 120] [--models hat-tiny bpe-tiny byte-tiny]
-                         [--think 2,8] [--seed 0] [--url URL]
+                         [--think 2,8] [--seed 0] [--rounds 1] [--url URL]
 
 Starts `python app.py` on 127.0.0.1 (a free port; or drives `--url`), sends every kind of
 request the load will send once (the baseline: lazy data loaded), then runs `--users` threads
@@ -13,7 +13,10 @@ the next one, and leaves (closes its session) at the deadline. It stops by itsel
 request after the deadline, and every request has a timeout. Prints JSON: requests done and
 errors per view, p50/p95/max latency per view (client side: queueing + computing + transfer), the server's RSS before the load (after warm-up), its peak
 during the load, and after the load settles (90 s idle, in which the server drops results unused
-for a minute and returns freed memory; then every kind of request once more).
+for a minute and returns freed memory; then every kind of request once more). With `--rounds N`
+the load and the settling repeat N times on the same server (seeds `--seed`, `--seed`+1, ...)
+and the RSS after each round is listed: a server whose memory is bounded levels off, a leak
+keeps growing.
 """
 
 from __future__ import annotations
@@ -218,12 +221,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--think", default="2,8", help="think time between a user's requests: MIN,MAX seconds")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--views", default=",".join(VIEW_WEIGHTS), help="only these views (comma-separated)")
+    ap.add_argument(
+        "--rounds", type=int, default=1, help="loads in a row on the same server, each followed by --settle"
+    )
     ap.add_argument("--settle", type=float, default=SETTLE_S, help="idle seconds before the last RSS reading")
     ap.add_argument("--url", help="drive this running app instead of starting one")
     ap.add_argument("--log", type=Path, default=Path("/tmp/bench-load-app.log"))
     args = ap.parse_args(argv)
-    if not 1 <= args.users <= 200 or not 1 <= args.seconds <= 3600:
-        ap.error("--users must be 1..200 and --seconds 1..3600")
+    if not 1 <= args.users <= 200 or not 1 <= args.seconds <= 3600 or not 1 <= args.rounds <= 10:
+        ap.error("--users must be 1..200, --seconds 1..3600 and --rounds 1..10")
     think = tuple(float(x) for x in args.think.split(","))
     weights = {v: VIEW_WEIGHTS[v] for v in args.views.split(",") if v in VIEW_WEIGHTS}
     if not weights:
@@ -240,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         warm = Client(url, verbose=False)
         one_of_each(warm, texts, args.models)  # models loaded and caches warm: the baseline
         rss_before = psutil.Process(pid).memory_info().rss
+        threads_before = psutil.Process(pid).num_threads()
 
         lock = threading.Lock()
         latencies: dict[str, list[float]] = {v: [] for v in VIEW_WEIGHTS}
@@ -250,24 +257,29 @@ def main(argv: list[str] | None = None) -> int:
                 (errors[view].append(error) if error else latencies[view].append(seconds))
 
         started = time.monotonic()
-        deadline = started + args.seconds
-        with MemoryWatch(pid) as memory:
-            threads = [
-                threading.Thread(
-                    target=user,
-                    args=(i, url, texts, args.models, deadline, think, args.seed, record, weights),
-                    daemon=True,
-                )
-                for i in range(args.users)
-            ]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join(timeout=args.seconds + REQUEST_TIMEOUT_S + 60)
+        peak, rss_rounds = 0, []
+        for round_index in range(args.rounds):
+            deadline = time.monotonic() + args.seconds
+            with MemoryWatch(pid) as memory:
+                threads = [
+                    threading.Thread(
+                        target=user,
+                        args=(i, url, texts, args.models, deadline, think, args.seed + round_index, record, weights),
+                        daemon=True,
+                    )
+                    for i in range(args.users)
+                ]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join(timeout=args.seconds + REQUEST_TIMEOUT_S + 60)
+            peak = max(peak, memory.peak)
+            time.sleep(args.settle)
+            one_of_each(warm, texts, args.models)  # the server still answers every view
+            rss_rounds.append(psutil.Process(pid).memory_info().rss)
         elapsed = time.monotonic() - started
-        time.sleep(args.settle)
-        one_of_each(warm, texts, args.models)  # the server still answers every view
-        rss_after = psutil.Process(pid).memory_info().rss
+        rss_after = rss_rounds[-1]
+        threads_after = psutil.Process(pid).num_threads()
 
     views = {}
     for view in weights:
@@ -283,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "users": args.users,
         "seconds": args.seconds,
+        "rounds": args.rounds,
         "elapsed_s": round(elapsed, 1),
         "think_s": list(think),
         "mix": weights,
@@ -292,9 +305,13 @@ def main(argv: list[str] | None = None) -> int:
         "errors": sum(v["errors"] for v in views.values()),
         "views": views,
         "rss_before_mb": round(rss_before / 2**20, 1),
-        "rss_peak_mb": round(memory.peak / 2**20, 1),
+        "rss_peak_mb": round(peak / 2**20, 1),
         "rss_after_mb": round(rss_after / 2**20, 1),
         "rss_after_over_before": round(rss_after / rss_before, 3),
+        # With --rounds > 1: RSS after each round settled; flat = memory bounded, not leaking.
+        "rss_after_each_round_mb": [round(r / 2**20, 1) for r in rss_rounds],
+        "server_threads_before": threads_before,
+        "server_threads_after": threads_after,
         "host": {"cpus": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version()},
         "model_slots": os.environ.get("HAT_PLAYGROUND_MODEL_SLOTS", "default"),
     }

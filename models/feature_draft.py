@@ -31,6 +31,7 @@ from pathlib import Path
 import torch
 from torch import nn
 from transformers import Cache, LlamaConfig, LlamaModel, PreTrainedConfig, PreTrainedModel
+from transformers.models.llama.modeling_llama import LlamaRMSNorm
 
 from models.cpu_kernels import draft_linear, swap_linears
 from models.errors import UserError
@@ -113,6 +114,10 @@ class FeatureDraftHead(PreTrainedModel):
         layers = config.feature_layers or []
         # EAGLE-3: the target's low, middle and high layer states -> one vector of its width.
         self.fuse = nn.Linear(len(layers) * config.hidden_size, config.hidden_size, bias=False) if layers else None
+        # ...normalised (EAGLE-3's hidden_norm): the raw layer states are large (a few "massive"
+        # dimensions set their scale, about 100 for SmolLM2), while the head's own outputs, which
+        # deeper draft steps read in the same place, leave its final norm at the scale of 1.
+        self.fuse_norm = LlamaRMSNorm(config.hidden_size, eps=config.rms_norm_eps) if layers else None
         self.decoder = LlamaModel(config.layer_config())
         # Target token ids of the draft vocabulary, most frequent first (saved with the head).
         self.register_buffer("draft_vocab", torch.arange(config.draft_vocab_size), persistent=True)
@@ -156,7 +161,9 @@ class FeatureDraftHead(PreTrainedModel):
     def fuse_features(self, layer_features: torch.Tensor) -> torch.Tensor:
         """``(batch, n, k * hidden)`` concatenated layer states -> ``(batch, n, hidden)`` (identity
         for an EAGLE-2 head, whose input is already the target's final state)."""
-        return layer_features if self.fuse is None else self.fuse(layer_features.to(self.fuse.weight.dtype))
+        if self.fuse is None or self.fuse_norm is None:
+            return layer_features
+        return self.fuse_norm(self.fuse(layer_features.to(self.fuse.weight.dtype)))
 
     @property
     def attached(self) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -117,6 +118,42 @@ def validate_text(
     if len(text) > max_chars:
         raise error(f"The text has {len(text):,} characters; the limit is {max_chars:,} ({limit_note}).")
     return check_unicode(text, error)
+
+
+def validate_models(
+    selected: Iterable[str] | str | None, config: AppConfig, at_least: int = 1, at_most: int | None = None
+) -> list[str]:
+    """A model picker's value as a list of names, checked against the models the app offers (and,
+    with `at_most`, the per-request bound); a `UserError` otherwise."""
+    if selected is None:
+        names: list[str] = []
+    elif isinstance(selected, str):
+        names = [selected]
+    else:
+        names = list(selected)
+    unknown = [n for n in names if n not in config.models]
+    if unknown:
+        raise UserError(f"Unknown model(s): {', '.join(unknown)}. This app offers: {', '.join(config.models)}.")
+    if len(names) < at_least:
+        raise UserError(f"Please select at least {at_least} model{'s' if at_least > 1 else ''}.")
+    if at_most is not None and len(names) > at_most:
+        raise UserError(
+            f"{len(names)} models selected; this app compares at most {at_most} per request "
+            "(models per request). Please remove some."
+        )
+    return names
+
+
+def validate_bound(value: object, bound: float, what: str, error: type[UserError] = UserError) -> None:
+    """A `error` naming the bound when `value` (a number, or None: unset) is over `bound`."""
+    if value is None:
+        return
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise error(f"{what} must be a number, got {value!r}.") from None
+    if number > bound:
+        raise error(f"{what} is {number:g}; this app allows at most {bound} ({what}).")
 
 
 def check_unicode(text: str, error: type[UserError] = TextInputError) -> str:

@@ -10,11 +10,11 @@ import pytest
 import app
 from models import registry
 from playground import attention
-from playground.config import APP_LIMIT_NOTE, HOSTED_LIMIT_NOTE, AppConfig, Limits
+from playground.config import APP_LIMIT_NOTE, HOSTED_LIMIT_NOTE, AppConfig, Limits, validate_models
 from playground.ui import robustness as robustness_ui
 from playground.ui import segment as segment_ui
 from playground.ui import speculative as speculative_ui
-from playground.ui.common import announce_loading, check_models, check_text, limits_markdown
+from playground.ui.common import announce_loading, check_text, limits_markdown
 
 MODELS = ["hat-tiny", "bpe-tiny", "byte-tiny", "hat-tiny-de", "bpe-tiny-de", "byte-tiny-de"]
 
@@ -32,9 +32,9 @@ def test_one_config_holds_every_bound_and_the_views_use_it() -> None:
 
 def test_too_many_models_is_named() -> None:
     config = AppConfig(models=MODELS)
-    assert check_models(MODELS[:4], config, at_most=4) == MODELS[:4]
+    assert validate_models(MODELS[:4], config, at_most=4) == MODELS[:4]
     with pytest.raises(ValueError, match=r"6 models selected; this app compares at most 4 per request"):
-        check_models(MODELS, config, at_most=config.limits.models_per_request)
+        validate_models(MODELS, config, at_most=config.limits.models_per_request)
     with pytest.raises(gr.Error, match="models per request"):
         robustness_ui.run_compare("Some text here.", MODELS, "typo", 0.1, 0, config=config)
 

@@ -9,7 +9,7 @@ import gradio as gr
 import pytest
 
 from models import registry as reg
-from playground.config import AppConfig, TextInputError, validate_text
+from playground.config import AppConfig, TextInputError, validate_models, validate_text
 from playground.ui import common
 
 
@@ -86,12 +86,12 @@ def test_model_selector_and_checks(tmp_path: Path, tiny_bpe_dir: Path, tiny_byte
             single = common.model_selector(config, multiselect=False, label="Model")
         assert multi.value == [bpe, byte] and multi.multiselect
         assert single.value == bpe
-        assert common.check_models([bpe], config) == [bpe]
-        assert common.check_models(byte, config) == [byte]
+        assert validate_models([bpe], config) == [bpe]
+        assert validate_models(byte, config) == [byte]
         with pytest.raises(ValueError, match="Unknown model"):
-            common.check_models(["gpt-5"], config)
+            validate_models(["gpt-5"], config)
         with pytest.raises(ValueError, match="at least 1 model"):
-            common.check_models([], config)
+            validate_models([], config)
     finally:
         reg._default = previous
 

@@ -13,10 +13,9 @@ from pathlib import Path
 
 import models  # noqa: F401  (sets OMP_WAIT_POLICY before torch loads)
 from models.errors import UserError
-from playground.speculative.compare import MAX_NEW_TOKENS, WEIGHT_FORMATS, RunSettings, compare, load_draft, to_json
-from playground.speculative.drafters import DRAFTER_NAMES, FEATURE_HEAD_DRAFTERS, TREE_SHAPES
-
-MAX_NEW_BYTES = 4096
+from playground.speculative.compare import MAX_NEW_TOKENS, WEIGHT_FORMATS
+from playground.speculative.drafters import DRAFTER_NAMES, TREE_SHAPES
+from playground.speculative.view import MAX_DRAFT_WORDS, SpeculativeRequest, run
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,55 +66,29 @@ def build_parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace) -> dict:
     import torch
 
-    from models.registry import load_model
-
     if args.threads:
         torch.set_num_threads(args.threads)
-    prompt = args.prompt if args.prompt is not None else _read(args.prompt_file)
-    settings = RunSettings(
-        drafter=args.drafter,
-        max_new_tokens=args.max_new_tokens,
-        temperature=args.temperature,
-        tree_budget=args.tree_budget,
-        max_depth=args.max_depth,
-        tree_shape=args.tree_shape or ("adaptive" if args.drafter in FEATURE_HEAD_DRAFTERS else "chain"),
-        keep_layers=args.keep_layers,
-        seed=args.seed,
-        chat=args.chat,
-        weights=args.weights,
-    )
-    target = load_model(args.model)
-    if target.tokenizer is None:  # a HAT: whole words are drafted and verified
-        return _run_words(args, target, prompt)
     if args.drafter == "draft-model" and not args.draft_model:
         raise UserError("--drafter draft-model needs --draft-model NAME")
-    draft_model = load_draft(args.drafter, args.model, target.model, args.draft_model, load_model)
-    comparison = compare(target.model, target.tokenizer, prompt, settings, draft_model=draft_model)
-    data = to_json(comparison, target.tokenizer)
-    data["model"], data["draft_model"] = args.model, args.draft_model
-    data["threads"] = torch.get_num_threads()
-    return data
-
-
-def _run_words(args: argparse.Namespace, target, prompt: str) -> dict:
-    import torch
-
-    from playground.speculative.hat_words import compare_words, to_json_words
-
-    if args.drafter != "prompt-lookup" or args.temperature != 0:
-        raise UserError(
-            f"{args.model} is a HAT model: it drafts whole words with --drafter prompt-lookup, greedy only "
-            "(--temperature 0)"
-        )
-    if not prompt.strip():
-        raise UserError("Please enter a prompt first.")
-    if not 1 <= args.max_new_bytes <= MAX_NEW_BYTES:
-        raise UserError(f"--max-new-bytes must be between 1 and {MAX_NEW_BYTES}, got {args.max_new_bytes}")
-    comparison = compare_words(
-        target.model, prompt, max_new_bytes=args.max_new_bytes, max_draft_words=min(args.tree_budget, 16)
+    request = SpeculativeRequest(
+        prompt=args.prompt if args.prompt is not None else _read(args.prompt_file),
+        target=args.model,
+        drafter=args.drafter,
+        draft_model=args.draft_model,
+        tree_shape=args.tree_shape,
+        tree_budget=args.tree_budget,
+        max_depth=args.max_depth,
+        temperature=args.temperature,
+        max_new_tokens=args.max_new_tokens,
+        chat=args.chat,
+        weights=args.weights,
+        keep_layers=args.keep_layers,
+        seed=args.seed,
+        max_new_bytes=args.max_new_bytes,
+        max_draft_words=min(args.tree_budget, MAX_DRAFT_WORDS),
     )
-    data = to_json_words(comparison, args.max_new_bytes)
-    data["model"], data["threads"] = args.model, torch.get_num_threads()
+    data = run(request)
+    data["threads"] = torch.get_num_threads()
     return data
 
 

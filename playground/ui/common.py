@@ -132,30 +132,6 @@ def check_text(text: str | None, config: AppConfig) -> str:
     return validate_text(text, config.max_text_chars, limit_note=config.limit_note)
 
 
-def check_models(
-    selected: Iterable[str] | str | None, config: AppConfig, at_least: int = 1, at_most: int | None = None
-) -> list[str]:
-    """Validate a model picker's value against the models the app offers (and, with `at_most`, the
-    per-request bound); returns a list of names."""
-    if selected is None:
-        names: list[str] = []
-    elif isinstance(selected, str):
-        names = [selected]
-    else:
-        names = list(selected)
-    unknown = [n for n in names if n not in config.models]
-    if unknown:
-        raise UserError(f"Unknown model(s): {', '.join(unknown)}. This app offers: {', '.join(config.models)}.")
-    if len(names) < at_least:
-        raise UserError(f"Please select at least {at_least} model{'s' if at_least > 1 else ''}.")
-    if at_most is not None and len(names) > at_most:
-        raise UserError(
-            f"{len(names)} models selected; this app compares at most {at_most} per request "
-            "(models per request). Please remove some."
-        )
-    return names
-
-
 def limits_markdown(config: AppConfig) -> str:
     """The per-request bounds of this app as a Markdown table (the footer's "Limits")."""
     rows = "\n".join(f"| {bound} | {value} |" for bound, value in config.limits.rows())

@@ -28,13 +28,12 @@ from models.errors import UserError
 from models.registry import get_spec
 from playground import perturb as P
 from playground import robustness as core
-from playground.config import Limits
+from playground.config import Limits, validate_models
 from playground.segment import VISIBLE_WHITESPACE, visible
 from playground.ui.common import (
     MODEL_POOL,
     announce_loading,
     as_gr_error,
-    check_models,
     check_text,
     model_selector,
     on_gpu,
@@ -325,7 +324,7 @@ def sweep_figure(result: core.SweepResult | None, names: Sequence[str] = ()) -> 
 def _model_names(selected: Sequence[str] | str | None, config: AppConfig) -> list[str]:
     if isinstance(selected, str):  # API callers may pass "a,b"
         selected = [s.strip() for s in selected.split(",") if s.strip()]
-    return check_models(selected, config, at_most=config.limits.models_per_request)
+    return validate_models(selected, config, at_most=config.limits.models_per_request)
 
 
 def _seed(seed: float | str | None) -> int:

@@ -7,30 +7,20 @@ The engine lives in :mod:`playground.speculative`; this module turns its JSON (t
 from __future__ import annotations
 
 import html
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from models.errors import UserError
-from models.registry import get_spec, load_model
 from playground import links
 from playground.segment import visible
-from playground.speculative.compare import (
-    MAX_NEW_TOKENS,
-    WEIGHT_FORMATS,
-    RunSettings,
-    compare,
-    load_draft,
-    to_json,
-)
+from playground.speculative.compare import MAX_NEW_TOKENS, WEIGHT_FORMATS
 from playground.speculative.drafters import DRAFTER_NAMES, FEATURE_HEAD_DRAFTERS, MAX_TREE_BUDGET, TREE_SHAPES
-from playground.speculative.hat_words import compare_words, to_json_words
 from playground.speculative.prompts import EXAMPLES
 from playground.speculative.tree import DraftTree, tree_layout, tree_layout_root_x
-from playground.ui.common import MODEL_POOL, announce_loading, check_models, model_choices, on_gpu, user_errors
+from playground.speculative.view import SpeculativeRequest, run
+from playground.ui.common import MODEL_POOL, announce_loading, model_choices, on_gpu, user_errors
 from playground.ui.links import TabState, replay_trigger
 
 if TYPE_CHECKING:
@@ -312,67 +302,20 @@ def run_speculative(
     *,
     config: AppConfig,
 ) -> dict[str, Any]:
-    """Decode ``prompt`` plainly and speculatively; the JSON of ``python -m playground.speculative``."""
-    if not prompt or not prompt.strip():
-        raise UserError("Please enter a prompt first.")
-    if len(prompt) > config.max_text_chars:
-        raise UserError(
-            f"The prompt has {len(prompt):,} characters; the limit is {config.max_text_chars:,} ({config.limit_note})."
-        )
-    limits = config.limits
-    for value, bound, what in (
-        (max_new_tokens, limits.max_new_tokens, "max new tokens"),
-        (budget, limits.tree_budget, "tree budget"),
-    ):
-        if value is not None and float(value) > bound:
-            raise UserError(f"{what} is {float(value):g}; this app allows at most {bound} ({what}).")
-    (target,) = check_models(target, config)
-    if get_spec(target).family == "hat":
-        return _run_hat_words(prompt, target, drafter, float(temperature), int(max_new_tokens))
-    settings = RunSettings(
+    """The tab's controls as a request to the view's core (`playground.speculative.view.run`)."""
+    request = SpeculativeRequest(
+        prompt=prompt,
+        target=target,
         drafter=drafter,
-        max_new_tokens=int(max_new_tokens),
-        temperature=float(temperature),
-        tree_budget=int(budget),
-        max_depth=int(budget) if tree_shape == "chain" else 8,
+        draft_model=draft_model,
         tree_shape=tree_shape,
+        tree_budget=budget,  # type: ignore[arg-type]  (checked and made int by the core)
+        temperature=temperature,
+        max_new_tokens=max_new_tokens,  # type: ignore[arg-type]
+        chat=bool(chat),
         weights=weights,
     )
-    lm = load_model(target)
-    # "Chat template" means: use it when the model has one (the tiny test models do not).
-    settings = replace(settings, chat=bool(chat) and bool(getattr(lm.tokenizer, "chat_template", None)))
-    if drafter == "draft-model":
-        if not draft_model:
-            raise UserError("Choose a draft model (same tokenizer as the target).")
-        (draft_model,) = check_models(draft_model, config)
-    else:
-        draft_model = None  # the feature head is the one shipped for the target: no paths from users
-    draft = load_draft(drafter, target, lm.model, draft_model, load_model)
-    comparison = compare(lm.model, lm.tokenizer, prompt, settings, draft_model=draft)
-    data = to_json(comparison, lm.tokenizer)
-    data["plain_tokens"] = comparison.plain.output_ids
-    data["plain_passes"] = comparison.plain.target_passes
-    data["model"], data["draft_model"] = target, draft_model
-    return data
-
-
-BYTES_PER_TOKEN = 4  # a HAT writes bytes: "max new tokens" becomes about as much text
-
-
-def _run_hat_words(prompt: str, target: str, drafter: str, temperature: float, max_new_tokens: int) -> dict[str, Any]:
-    """HAT drafts whole words (prompt lookup over words) and checks them with one backbone pass."""
-    if drafter != "prompt-lookup" or temperature != 0:
-        raise UserError(
-            f"{target} is a HAT model: it drafts whole words with the prompt-lookup drafter, greedy only "
-            "(temperature 0)."
-        )
-    max_new_bytes = BYTES_PER_TOKEN * max_new_tokens
-    comparison = compare_words(load_model(target).model, prompt, max_new_bytes=max_new_bytes)
-    data = to_json_words(comparison, max_new_bytes)
-    data["plain_tokens"] = list(range(data["summary"]["new_tokens"]))
-    data["plain_passes"] = data["summary"]["new_tokens"]  # plain decoding: one backbone pass per word
-    data["model"], data["draft_model"] = target, None
-    return data
+    return run(request, config)
 
 
 def _clamp(data: dict[str, Any] | None, step: float | None) -> int:
