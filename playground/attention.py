@@ -71,7 +71,7 @@ import numpy as np
 
 from models.errors import UserError
 from models.units import token_byte_spans
-from playground.config import Limits
+from playground.config import AppConfig, Limits, validate_text
 from playground.segment import visible
 
 Aggregation = Literal["mean", "max", "head", "rollout"]
@@ -888,6 +888,99 @@ def profile(
 
 
 # ----------------------------------------------------------------------------------------- npz
+
+
+# ------------------------------------------------------------------------------------ the view's entry
+
+VIEW_LEVELS = ("encoder", "backbone", "decoder")  # HAT's; token models show their one level for each
+
+
+@dataclass(frozen=True)
+class AttentionRequest:
+    """What the attention view shows: ``model_a`` (and, to compare, ``model_b``) on ``text``, one
+    level, as units or characters, aggregated ``how`` at ``layer``/``head``, and the attention
+    profile of the character ``query`` (None or negative: the last one)."""
+
+    text: str
+    model_a: str | None
+    model_b: str | None = None
+    level: str = "backbone"
+    axes: str = "units"
+    how: str = "mean"
+    layer: int = 0
+    head: int = 0
+    query: int | None = None
+
+
+@dataclass
+class AttentionView:
+    """The data of one rendering: per model its result, heatmap, query profile and head grid
+    (``grids[i][h]``: the matrix of head ``h`` of model ``i``'s shown layer); ``difference`` for two models on
+    character axes. ``layer``, ``head`` and ``query`` are the request's, clamped."""
+
+    request: AttentionRequest
+    names: list[str]
+    results: list[AttentionResult]
+    maps: list[Heatmap]
+    difference: Heatmap | None
+    profiles: list[Profile]
+    grids: list[list[np.ndarray]]
+    layer: int
+    head: int
+    query: int
+    max_layers: int
+    max_heads: int
+
+    @property
+    def has_word_boundaries(self) -> bool:
+        """Whether a model reads words (a HAT), whose boundaries the maps can mark."""
+        return any(r.word_spans for r in self.results)
+
+
+def check_request_models(config: AppConfig, model_a: str | None, model_b: str | None) -> list[str]:
+    """The one or two models a request names, offered by the app."""
+    names = [n for n in (model_a, model_b) if n]
+    if not names:
+        raise AttentionInputError("Please choose a model (A).")
+    unknown = [n for n in names if n not in config.models]
+    if unknown:
+        raise AttentionInputError(
+            f"Unknown model(s): {', '.join(unknown)}. This app offers: {', '.join(config.models)}."
+        )
+    return list(dict.fromkeys(names))
+
+
+def run(request: AttentionRequest, config: AppConfig) -> AttentionView:
+    """The view's one entry: attention of the request's models on its text (cached per model and
+    text), and the maps, profiles and head grids it asks for."""
+    text = validate_text(request.text, config.max_text_chars, limit_note=config.limit_note)
+    names = check_request_models(config, request.model_a, request.model_b)
+    level = request.level if request.level in VIEW_LEVELS else "backbone"
+    axes = request.axes if request.axes in ("units", "chars") else "units"
+    if request.how not in AGGREGATIONS:
+        raise AttentionInputError(f"Unknown aggregation {request.how!r}; choose from {', '.join(AGGREGATIONS)}.")
+    results = [cached_attention(name, text) for name in names]
+    levels = [r.level(level) for r in results]
+    max_layers = max(lvl.n_layers for lvl in levels)
+    max_heads = max(lvl.n_heads for lvl in levels)
+    layer, head = clamp(request.layer, max_layers), clamp(request.head, max_heads)
+    query = request.query
+    query = len(text) - 1 if query is None or query < 0 else clamp(query, len(text))  # default: the last char
+    maps = [heatmap(r, level, layer, request.how, head, axes) for r in results]
+    return AttentionView(
+        request=AttentionRequest(text, request.model_a, request.model_b, level, axes, request.how, layer, head, query),
+        names=names,
+        results=results,
+        maps=maps,
+        difference=difference(maps[0], maps[1]) if len(maps) == 2 and axes == "chars" else None,
+        profiles=[profile(r, level, query, request.how, head, axes) for r in results],
+        grids=[head_grid(r, level, layer, axes) for r in results],
+        layer=layer,
+        head=head,
+        query=query,
+        max_layers=max_layers,
+        max_heads=max_heads,
+    )
 
 
 def npz_arrays(result: AttentionResult) -> dict[str, np.ndarray]:

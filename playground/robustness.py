@@ -34,7 +34,7 @@ import sys
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,7 +43,7 @@ import numpy as np
 from models.errors import UserError
 from models.registry import LoadedModel, load_model
 from models.scoring import DEFAULT_BLOCK_BYTES, TextScore, score_text
-from playground.config import read_text, validate_text
+from playground.config import AppConfig, read_text, validate_models, validate_text
 from playground.nextword import NextWordResult, near_flags, next_word, probes_for
 from playground.perturb import KINDS, PerturbResult, check_kind, check_rate, perturb
 
@@ -509,6 +509,118 @@ def sweep(
         progress(done, total, "done")
     out.seconds = time.perf_counter() - start
     return out
+
+
+# --------------------------------------------------------------------------- the view's entries
+
+
+@dataclass(frozen=True)
+class RobustnessRequest:
+    """One perturbation of ``text`` (``kind`` at ``rate``, seeded) scored by ``models`` (names, or
+    one comma-separated string from API callers); ``next_words`` adds next-word accuracy."""
+
+    text: str
+    models: Sequence[str] | str | None
+    kind: str
+    rate: float = 0.1
+    seed: float | str | None = 0
+    next_words: bool = False
+
+
+@dataclass(frozen=True)
+class SweepRequest:
+    """``kind`` at every rate from 0 to the app's bound in steps of ``step``, for ``models``."""
+
+    text: str
+    models: Sequence[str] | str | None
+    kind: str
+    seed: float | str | None = 0
+    step: float | None = 0.05
+
+
+def check_seed(seed: float | str | None) -> int:
+    """A whole-number seed (gradio sends numbers as floats; blank means 0)."""
+    try:
+        value = float(seed if seed not in (None, "") else 0)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise RobustnessError(f"The seed must be a whole number, got {seed!r}.") from None
+    if not math.isfinite(value) or value != int(value):
+        raise RobustnessError(f"The seed must be a whole number, got {seed!r}.")
+    return int(value)
+
+
+def check_request_models(selected: Sequence[str] | str | None, config: AppConfig) -> list[str]:
+    """The app's models a request names, within the per-request bound."""
+    if isinstance(selected, str):  # API callers may pass "a,b"
+        selected = [s.strip() for s in selected.split(",") if s.strip()]
+    return validate_models(selected, config, at_most=config.limits.models_per_request)
+
+
+def run(request: RobustnessRequest, config: AppConfig, loader: Loader = load_model) -> RobustnessResult:
+    """The view's main entry: the clean and the perturbed text scored by every model."""
+    text = validate_text(request.text, config.max_text_chars, limit_note=config.limit_note)
+    names = check_request_models(request.models, config)
+    check_kind(request.kind)
+    return analyze(
+        names,
+        text,
+        request.kind,
+        request.rate,
+        check_seed(request.seed),
+        next_words=request.next_words,
+        max_chars=config.max_text_chars,
+        loader=loader,
+    )
+
+
+def sweep_rates(max_rate: float, step: float = 0.05) -> list[float]:
+    """0, step, 2 x step, ... up to ``max_rate``."""
+    n = round(max_rate / step)
+    return [round(i * step, 4) for i in range(n + 1)]
+
+
+@dataclass
+class SweepProgress:
+    """What a running sweep has so far: ``done`` of ``total`` (model, rate) points in ``result``."""
+
+    result: SweepResult
+    done: int
+    total: int
+
+
+def run_sweep(
+    request: SweepRequest,
+    config: AppConfig,
+    loader: Loader = load_model,
+    on_point: Callable[[int, int, str], None] | None = None,
+) -> Iterator[SweepProgress]:
+    """The sweep entry: yields after every (model, rate) point, so a caller can show it and stop
+    between points (gradio cancels a generator between yields). ``on_point(done, total, label)``
+    is called before each point is computed."""
+    text = validate_text(request.text, config.max_text_chars, limit_note=config.limit_note)
+    names = check_request_models(request.models, config)
+    check_kind(request.kind)
+    seed = check_seed(request.seed)
+    try:
+        step = float(request.step or 0.05)
+    except (TypeError, ValueError):
+        raise RobustnessError(f"The sweep step must be a number, got {request.step!r}.") from None
+    bounds = config.limits
+    if not bounds.sweep_min_step <= step <= bounds.sweep_max_rate:
+        raise RobustnessError(
+            f"The sweep step must be between {bounds.sweep_min_step:.1%} and {bounds.sweep_max_rate:.0%} "
+            f"(sweep rates), got {step:.1%}."
+        )
+    rates = sweep_rates(bounds.sweep_max_rate, step)
+    total = len(rates) * len(names)
+    acc = SweepResult(request.kind, seed, rates)
+    for i, rate in enumerate(rates):
+        for j, name in enumerate(names):
+            if on_point is not None:
+                on_point(i * len(names) + j, total, f"{name} at {rate:.0%}")
+            part = sweep([name], text, request.kind, [rate], seed, max_chars=config.max_text_chars, loader=loader)
+            acc.points += part.points
+            yield SweepProgress(acc, i * len(names) + j + 1, total)
 
 
 # --------------------------------------------------------------------------- CLI

@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import logging
 import math
 import re
 import sys
@@ -47,8 +48,10 @@ import numpy as np
 
 from models.errors import UserError
 from models.units import exact_lengths, piece_bytes, tokenizer_scheme
-from playground.config import DEFAULT_MAX_TEXT_CHARS  # the app's default limit, for the CLI too
+from playground.config import DEFAULT_MAX_TEXT_CHARS, AppConfig  # the app's default limit, for the CLI too
 from playground.config import validate_text as config_validate_text
+
+log = logging.getLogger(__name__)
 
 BUILTIN_SEGMENTERS: tuple[str, ...] = ("bytes", "hat-words", "entropy-patches")
 DEFAULT_SEGMENTERS: tuple[str, ...] = ("bytes", "hat-words")
@@ -577,6 +580,117 @@ def segment(
         )
         for n in names
     }
+
+
+# --------------------------------------------------------------------------- the view's entry
+
+
+@dataclass(frozen=True)
+class SegmentRequest:
+    """What the token-boundaries view is asked: ``segmenters`` (names, or one comma-separated
+    string from API callers) on ``text``, and, with ``perturbed``, on a seeded typo'd copy too."""
+
+    text: str
+    segmenters: Sequence[str] | str | None
+    max_word_bytes: float | None = DEFAULT_MAX_WORD_BYTES
+    entropy_threshold: float | None = DEFAULT_ENTROPY_THRESHOLD
+    perturbed: bool = False
+    seed: float | None = 0
+
+
+# (label, text, segmentation per segmenter or the message of one that failed)
+SegmentRun = tuple[str, str, dict[str, "Segmentation | str"]]
+
+
+@dataclass(frozen=True)
+class SegmentResult:
+    """``runs``: ``("clean", text, ...)`` and, for a perturbed request, ``("perturbed", ...)``."""
+
+    names: list[str]
+    entropy_threshold: float
+    runs: list[SegmentRun]
+
+    def errors(self) -> dict[str, str]:
+        """Segmenters that failed on the clean text, with their messages."""
+        return {n: s for n, s in self.runs[0][2].items() if isinstance(s, str)}
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: per run, the text, every segmentation and the errors."""
+        return {
+            label: result_to_dict(t, {n: s for n, s in res.items() if isinstance(s, Segmentation)})
+            | {"errors": {n: s for n, s in res.items() if isinstance(s, str)}}
+            for label, t, res in self.runs
+        }
+
+
+def entropy_model_for(models: Sequence[str]) -> str:
+    """The byte model whose next-byte entropy drives entropy-patches: ``byte-tiny`` if offered,
+    else the first offered byte-family model, else ``byte-tiny`` (its error card says why)."""
+    if DEFAULT_ENTROPY_MODEL in models:
+        return DEFAULT_ENTROPY_MODEL
+    return next((n for n in models if _model_family(n) == "byte"), DEFAULT_ENTROPY_MODEL)
+
+
+def check(request: SegmentRequest, config: AppConfig) -> tuple[list[str], int, float]:
+    """The request's segmenter names, word cap and threshold, or a `UserError` saying what to
+    change (the app's text rules, its bound on segmenters, names it does not offer)."""
+    config_validate_text(request.text, config.max_text_chars, limit_note=config.limit_note)
+    segmenters = request.segmenters
+    if isinstance(segmenters, str):  # API callers may pass "a,b"
+        segmenters = segmenters.split(",")
+    names = list(dict.fromkeys(s.strip() for s in segmenters or [] if isinstance(s, str) and s.strip()))
+    if not names:
+        raise SegmentError("Choose at least one segmenter.")
+    if len(names) > config.limits.segmenters_per_request:
+        raise SegmentError(
+            f"{len(names)} segmenters selected; this app shows at most {config.limits.segmenters_per_request} "
+            "per request (segmenters per request). Please remove some."
+        )
+    valid = available_segmenters(config.models)
+    unknown = [n for n in names if n not in valid]
+    if unknown:
+        raise UnknownSegmenterError(f"Unknown segmenter {unknown[0]!r}. Valid names: {', '.join(valid)}.")
+    max_word_bytes = validate_max_word_bytes(request.max_word_bytes)
+    try:
+        threshold = float(request.entropy_threshold)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise SegmentError(f"The entropy threshold must be a number, got {request.entropy_threshold!r}.") from None
+    if not 0 <= threshold <= 8:
+        raise SegmentError(f"The entropy threshold must be between 0 and 8 bits, got {threshold:g}.")
+    return names, max_word_bytes, threshold
+
+
+def run(request: SegmentRequest, config: AppConfig) -> SegmentResult:
+    """The view's one entry: every segmenter on the text (and its perturbed copy). A segmenter
+    that fails to load becomes an error message in its place instead of hiding the others."""
+    names, max_word_bytes, threshold = check(request, config)
+
+    def segment_all(text: str) -> dict[str, Segmentation | str]:
+        out: dict[str, Segmentation | str] = {}
+        for n in names:
+            try:
+                out[n] = segment_one(
+                    text,
+                    n,
+                    max_word_bytes=max_word_bytes,
+                    entropy_threshold=threshold,
+                    allowed_models=list(config.models),
+                    entropy_model=entropy_model_for(config.models),
+                )
+            except UnknownSegmenterError:
+                raise
+            except SegmentError as e:
+                out[n] = str(e)
+            except Exception as e:  # a model failing must not take the whole view down
+                log.exception("segmenter %s failed", n)
+                out[n] = f"{n} failed: {type(e).__name__}: {e}"
+        return out
+
+    runs: list[SegmentRun] = [("clean", request.text, segment_all(request.text))]
+    if request.perturbed:
+        perturbed = perturb(request.text, seed=int(request.seed or 0))
+        runs.append(("perturbed", perturbed, segment_all(perturbed)))
+    return SegmentResult(names, threshold, runs)
 
 
 # --------------------------------------------------------------------------- statistics, display

@@ -24,7 +24,6 @@ from plotly.colors import diverging, sequential
 from plotly.colors import hex_to_rgb as _hex_to_rgb
 from plotly.subplots import make_subplots
 
-from models.errors import UserError
 from models.registry import get_spec
 from playground import attention as core
 from playground import links
@@ -47,7 +46,7 @@ log = logging.getLogger(__name__)
 KEY = "attention"  # the tab's name in links
 MAX_LINK_LAYERS = 256  # a link's layer or head index is checked against the models after it runs
 NONE = ""  # model B: nothing
-LEVELS = ("encoder", "backbone", "decoder")
+LEVELS = core.VIEW_LEVELS
 AGG_CHOICES = [
     ("mean of heads", "mean"),
     ("max of heads", "max"),
@@ -304,16 +303,6 @@ def profile_figure(profiles: Sequence[core.Profile], scale: str = "sqrt") -> go.
 # ------------------------------------------------------------------------------------ the view
 
 
-def _models(config: AppConfig, model_a: str | None, model_b: str | None) -> list[str]:
-    names = [n for n in (model_a, model_b) if n]
-    if not names:
-        raise UserError("Please choose a model (A).")
-    unknown = [n for n in names if n not in config.models]
-    if unknown:
-        raise UserError(f"Unknown model(s): {', '.join(unknown)}. This app offers: {', '.join(config.models)}.")
-    return list(dict.fromkeys(names))
-
-
 def _note(results: Sequence[core.AttentionResult], maps: Sequence[core.Heatmap], level: str, axes: str) -> str:
     lines = []
     for r, m in zip(results, maps, strict=True):
@@ -326,7 +315,7 @@ def _note(results: Sequence[core.AttentionResult], maps: Sequence[core.Heatmap],
             f"(computed in {r.seconds:.2f} s). {lvl.note}{sink}"
         )
         lines += [f"⚠ {n}" for n in m.notes]
-    if any(r.family == "hat" for r in results):
+    if any(r.word_spans for r in results):
         lines.append("Dotted lines: HAT word boundaries.")
     if len(results) == 2 and axes == "units":
         lines.append(
@@ -377,47 +366,32 @@ def render(
     query: int | None,
 ) -> dict[str, Any]:
     """Everything the view shows, as plain values (figures, images, markdown)."""
-    text = check_text(text, config)
-    names = _models(config, model_a, model_b)
-    level = level if level in LEVELS else "backbone"
-    axes = axes if axes in ("units", "chars") else "units"
-    if how not in core.AGGREGATIONS:
-        raise UserError(f"Unknown aggregation {how!r}; choose from {', '.join(core.AGGREGATIONS)}.")
-    results = [core.cached_attention(name, text) for name in names]
-    levels = [r.level(level) for r in results]
-    max_layers = max(lvl.n_layers for lvl in levels)
-    max_heads = max(lvl.n_heads for lvl in levels)
-    layer = core.clamp(layer, max_layers)
-    head = core.clamp(head, max_heads)
-    query = len(text) - 1 if query is None or query < 0 else core.clamp(query, len(text))  # default: the last char
-
+    request = core.AttentionRequest(text, model_a, model_b, level, axes, how, layer, head, query)
     start = time.perf_counter()
-    maps = [core.heatmap(r, level, layer, how, head, axes) for r in results]
-    diff = core.difference(maps[0], maps[1]) if len(maps) == 2 and axes == "chars" else None
-    figure = heatmap_figure(maps, diff, scale)
-    profiles = [core.profile(r, level, query, how, head, axes) for r in results]
+    view = core.run(request, config)
+    figure = heatmap_figure(view.maps, view.difference, scale)
     grids, grid_labels = [], []
-    for r, lvl in zip(results, levels, strict=True):
-        thumbs = core.head_grid(r, level, layer, axes)
+    for r, thumbs in zip(view.results, view.grids, strict=True):
+        lvl = r.level(view.request.level)
         grids.append([(thumbnail(m, scale), f"head {h}") for h, m in enumerate(thumbs)])
-        shown = core.clamp(layer, lvl.n_layers)
+        shown = core.clamp(view.layer, lvl.n_layers)
         grid_labels.append(f"{short_name(r.model)} · {lvl.name} layer {shown} · click a head to open it")
     log.debug("attention view rendered in %.2f s", time.perf_counter() - start)
     return {
-        "results": results,
+        "results": view.results,
         "figure": figure,
-        "note": _note(results, maps, level, axes),
+        "note": _note(view.results, view.maps, view.request.level, view.request.axes),
         "grids": grids,
         "grid_labels": grid_labels,
-        "profile": profile_figure(profiles, scale),
-        "query_text": _query_text(results[0], level, query),
-        "layer": layer,
-        "head": head,
-        "query": query,
-        "max_layers": max_layers,
-        "max_heads": max_heads,
-        "has_hat": any(r.family == "hat" for r in results),
-        "names": names,
+        "profile": profile_figure(view.profiles, scale),
+        "query_text": _query_text(view.results[0], view.request.level, view.query),
+        "layer": view.layer,
+        "head": view.head,
+        "query": view.query,
+        "max_layers": view.max_layers,
+        "max_heads": view.max_heads,
+        "has_hat": view.has_word_boundaries,
+        "names": view.names,
     }
 
 
@@ -570,7 +544,8 @@ def build_tab(config: AppConfig) -> TabState:
 
     @user_errors
     def pick_query(text_value: str, model: str | None, level_value: str, evt: gr.SelectData) -> int:
-        result = core.cached_attention(_models(config, model, None)[0], check_text(text_value, config))
+        (name,) = core.check_request_models(config, model, None)
+        result = core.cached_attention(name, check_text(text_value, config))
         index = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
         return _char_of_span(result, level_value, int(index))
 

@@ -24,17 +24,15 @@ import gradio as gr
 import pandas as pd
 import plotly.graph_objects as go
 
-from models.errors import UserError
 from models.registry import get_spec
 from playground import perturb as P
 from playground import robustness as core
-from playground.config import Limits, validate_models
+from playground.config import Limits
 from playground.segment import VISIBLE_WHITESPACE, visible
 from playground.ui.common import (
     MODEL_POOL,
     announce_loading,
     as_gr_error,
-    check_text,
     model_selector,
     on_gpu,
     short_name,
@@ -321,31 +319,12 @@ def sweep_figure(result: core.SweepResult | None, names: Sequence[str] = ()) -> 
 # --------------------------------------------------------------------------- events
 
 
-def _model_names(selected: Sequence[str] | str | None, config: AppConfig) -> list[str]:
-    if isinstance(selected, str):  # API callers may pass "a,b"
-        selected = [s.strip() for s in selected.split(",") if s.strip()]
-    return validate_models(selected, config, at_most=config.limits.models_per_request)
-
-
-def _seed(seed: float | str | None) -> int:
-    try:
-        value = float(seed if seed not in (None, "") else 0)
-    except (TypeError, ValueError):
-        raise UserError(f"The seed must be a whole number, got {seed!r}.") from None
-    if not math.isfinite(value) or value != int(value):
-        raise UserError(f"The seed must be a whole number, got {seed!r}.")
-    return int(value)
-
-
 def run_compare(
     text: str, selected: Sequence[str] | str | None, kind: str, rate: float, seed: float | None, *, config: AppConfig
 ) -> tuple[str, pd.DataFrame, str, dict[str, Any]]:
     """The main event (API name ``robustness``): texts, scores and heat strips (no next word)."""
     try:
-        text = check_text(text, config)
-        names = _model_names(selected, config)
-        P.check_kind(kind)
-        result = core.analyze(names, text, kind, rate, _seed(seed), next_words=False, max_chars=config.max_text_chars)
+        result = core.run(core.RobustnessRequest(text, selected, kind, rate, seed), config)
     except ValueError as err:
         raise as_gr_error(err) from None
     payload = result.to_dict()
@@ -357,17 +336,10 @@ def run_next_word(
 ) -> pd.DataFrame:
     """Next-word accuracy, clean and perturbed (API name ``robustness_next_word``)."""
     try:
-        text = check_text(text, config)
-        names = _model_names(selected, config)
-        result = core.analyze(names, text, kind, rate, _seed(seed), next_words=True, max_chars=config.max_text_chars)
+        result = core.run(core.RobustnessRequest(text, selected, kind, rate, seed, next_words=True), config)
     except ValueError as err:
         raise as_gr_error(err) from None
     return next_word_frame(result)
-
-
-def sweep_rates(max_rate: float = SWEEP_MAX_RATE, step: float = 0.05) -> list[float]:
-    n = round(max_rate / step)
-    return [round(i * step, 4) for i in range(n + 1)]
 
 
 def run_sweep(
@@ -384,36 +356,26 @@ def run_sweep(
 
     Yielding after each point is what makes "Stop" work: gradio cancels a generator between yields.
     """
-    try:
-        text = check_text(text, config)
-        names = _model_names(selected, config)
-        P.check_kind(kind)
-        seed_value = _seed(seed)
-        step = float(step or 0.05)
-        bounds = config.limits
-        if not bounds.sweep_min_step <= step <= bounds.sweep_max_rate:
-            raise UserError(
-                f"The sweep step must be between {bounds.sweep_min_step:.1%} and {bounds.sweep_max_rate:.0%} "
-                f"(sweep rates), got {step:.1%}."
-            )
-    except ValueError as err:
-        raise as_gr_error(err) from None
-    rates = sweep_rates(config.limits.sweep_max_rate, step)
-    total = len(rates) * len(names)
-    acc = core.SweepResult(kind, seed_value, rates)
-    for i, rate in enumerate(rates):
-        for j, name in enumerate(names):
-            done = i * len(names) + j
-            if progress is not None:
-                progress((done, total), desc=f"{name} at {rate:.0%}")
-            try:
-                part = core.sweep([name], text, kind, [rate], seed_value, max_chars=config.max_text_chars)
-            except ValueError as err:
-                raise as_gr_error(err) from None
-            acc.points += part.points
-            yield sweep_figure(acc), f"{done + 1} of {total} points · {kind}, seed {seed_value}"
+
+    def on_point(done: int, total: int, label: str) -> None:
+        if progress is not None:
+            progress((done, total), desc=label)
+
+    points = core.run_sweep(core.SweepRequest(text, selected, kind, seed, step), config, on_point=on_point)
+    acc, total = None, 0
+    while True:
+        try:
+            acc = next(points)
+        except StopIteration:
+            break
+        except ValueError as err:
+            raise as_gr_error(err) from None
+        total = acc.total
+        yield sweep_figure(acc.result), f"{acc.done} of {total} points · {kind}, seed {acc.result.seed}"
+    if acc is None:
+        return
     stats = f"cache: {core.CACHE.hits} hits, {core.CACHE.misses} misses"
-    yield sweep_figure(acc), f"Done: {total} points · {kind}, seed {seed_value} · {stats}"
+    yield sweep_figure(acc.result), f"Done: {total} points · {kind}, seed {acc.result.seed} · {stats}"
 
 
 # --------------------------------------------------------------------------- layout

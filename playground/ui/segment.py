@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import html
 import itertools
-import logging
 import math
 import unicodedata
 from collections.abc import Sequence
@@ -21,13 +20,12 @@ from plotly.subplots import make_subplots
 
 from models.registry import get_spec
 from playground import segment as core
-from playground.ui.common import LIGHT_POOL, as_gr_error, check_text, model_label, short_name, user_errors
+from playground.ui.common import LIGHT_POOL, as_gr_error, model_label, short_name, user_errors
 from playground.ui.links import TabState, replay_trigger
 
 if TYPE_CHECKING:
     from playground.config import AppConfig
 
-log = logging.getLogger(__name__)
 
 KEY = "segment"  # the tab's name in links
 N_COLORS = 6
@@ -342,46 +340,6 @@ def entropy_figure(
 # --------------------------------------------------------------------------- event
 
 
-def entropy_model_for(config: AppConfig) -> str:
-    """The byte model whose next-byte entropy drives entropy-patches: ``byte-tiny`` if offered,
-    else the first offered byte-family model, else ``byte-tiny`` (its error card says why)."""
-    if core.DEFAULT_ENTROPY_MODEL in config.models:
-        return core.DEFAULT_ENTROPY_MODEL
-    for name in config.models:
-        try:
-            if get_spec(name).family == "byte":
-                return name
-        except ValueError:
-            continue
-    return core.DEFAULT_ENTROPY_MODEL
-
-
-def _segment_all(
-    text: str, names: Sequence[str], config: AppConfig, max_word_bytes: int, threshold: float
-) -> dict[str, core.Segmentation | str]:
-    """Every segmenter on ``text``; a segmenter that fails to load becomes an error message
-    on its own card instead of hiding the results of the others."""
-    out: dict[str, core.Segmentation | str] = {}
-    for n in names:
-        try:
-            out[n] = core.segment_one(
-                text,
-                n,
-                max_word_bytes=max_word_bytes,
-                entropy_threshold=threshold,
-                allowed_models=list(config.models),
-                entropy_model=entropy_model_for(config),
-            )
-        except core.UnknownSegmenterError:
-            raise
-        except core.SegmentError as e:
-            out[n] = str(e)
-        except Exception as e:  # a model failing must not take the whole view down
-            log.exception("segmenter %s failed", n)
-            out[n] = f"{n} failed: {type(e).__name__}: {e}"
-    return out
-
-
 Outputs = tuple[str, pd.DataFrame, go.Figure, Any, dict[str, Any]]
 
 
@@ -413,51 +371,18 @@ def _run(
     seed: float | None,
     config: AppConfig,
 ) -> Outputs:
-    check_text(text, config)  # the app-wide rules and messages (empty, too long)
-    core.validate_text(text, config.max_text_chars)  # plus: must be encodable as UTF-8
-    if isinstance(segmenters, str):  # API callers may pass "a,b"
-        segmenters = segmenters.split(",")
-    names = list(dict.fromkeys(s.strip() for s in segmenters or [] if isinstance(s, str) and s.strip()))
-    if not names:
-        raise core.SegmentError("Choose at least one segmenter.")
-    if len(names) > config.limits.segmenters_per_request:
-        raise core.SegmentError(
-            f"{len(names)} segmenters selected; this app shows at most {config.limits.segmenters_per_request} "
-            "per request (segmenters per request). Please remove some."
-        )
-    valid = core.available_segmenters(config.models)
-    unknown = [n for n in names if n not in valid]
-    if unknown:
-        raise core.UnknownSegmenterError(f"Unknown segmenter {unknown[0]!r}. Valid names: {', '.join(valid)}.")
-    mwb = core.validate_max_word_bytes(max_word_bytes)
-    try:
-        thr = float(threshold)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise core.SegmentError(f"The entropy threshold must be a number, got {threshold!r}.") from None
-    if not 0 <= thr <= 8:
-        raise core.SegmentError(f"The entropy threshold must be between 0 and 8 bits, got {thr:g}.")
-    runs: list[tuple[str, str, dict[str, core.Segmentation | str]]] = [
-        ("clean", text, _segment_all(text, names, config, mwb, thr))
-    ]
-    if perturb_on:
-        ptext = core.perturb(text, seed=int(seed or 0))
-        runs.append(("perturbed", ptext, _segment_all(ptext, names, config, mwb, thr)))
-    for n in names:
-        if isinstance(runs[0][2][n], str):
-            gr.Warning(str(runs[0][2][n]))
-    df = stats_frame(runs, names)
-    ent = entropy_figure(runs, thr)
-    payload: dict[str, Any] = {
-        label: core.result_to_dict(t, {n: s for n, s in res.items() if isinstance(s, core.Segmentation)})
-        | {"errors": {n: s for n, s in res.items() if isinstance(s, str)}}
-        for label, t, res in runs
-    }
+    request = core.SegmentRequest(text, segmenters, max_word_bytes, threshold, bool(perturb_on), seed)
+    result = core.run(request, config)
+    for message in result.errors().values():
+        gr.Warning(message)
+    df = stats_frame(result.runs, result.names)
+    ent = entropy_figure(result.runs, result.entropy_threshold)
     return (
-        render_html(runs, names, bool(visible_ws)),
+        render_html(result.runs, result.names, bool(visible_ws)),
         df,
         stats_figure(df),
         gr.update(value=ent, visible=ent is not None),
-        payload,
+        result.to_dict(),
     )
 
 
