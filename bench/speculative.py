@@ -75,6 +75,16 @@ CONFIGS: list[tuple[str, dict[str, Any]]] = [
         "suffix-automaton+feature-head/adaptive-16",
         {"drafter": "suffix-automaton+feature-head", "tree_budget": 16, "max_depth": 6, "tree_shape": "adaptive"},
     ),
+    ("eagle3-head/dynamic-8", {"drafter": "eagle3-head", "tree_budget": 8, "max_depth": 6, "tree_shape": "dynamic"}),
+    ("eagle3-head/chain-3", {"drafter": "eagle3-head", "tree_budget": 3, "max_depth": 3, "tree_shape": "chain"}),
+    (
+        "eagle3-head/adaptive-16",
+        {"drafter": "eagle3-head", "tree_budget": 16, "max_depth": 6, "tree_shape": "adaptive"},
+    ),
+    (
+        "suffix-automaton+eagle3-head/adaptive-16",
+        {"drafter": "suffix-automaton+eagle3-head", "tree_budget": 16, "max_depth": 6, "tree_shape": "adaptive"},
+    ),
     ("prompt-lookup/8", {"drafter": "prompt-lookup", "tree_budget": 8, "max_depth": 8}),
     ("suffix-automaton/8", {"drafter": "suffix-automaton", "tree_budget": 8, "max_depth": 8}),
     ("suffix-automaton/16", {"drafter": "suffix-automaton", "tree_budget": 16, "max_depth": 12}),

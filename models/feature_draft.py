@@ -205,9 +205,15 @@ def layer_states(hidden_states: tuple[torch.Tensor, ...], layers: Sequence[int])
     return torch.cat([hidden_states[i] for i in layers], dim=-1)
 
 
-def shipped_head_path(target_name: str) -> Path | None:
-    """The directory of the draft head this project trained for ``target_name``, if any."""
-    path = SHIPPED_HEADS / target_name
+HEAD_KINDS = ("eagle2", "eagle3")
+
+
+def shipped_head_path(target_name: str, kind: str = "eagle2") -> Path | None:
+    """The directory of the draft head this project trained for ``target_name``, if any: its
+    EAGLE-2 head (final hidden state; ``<target>/``) or its EAGLE-3 head (``<target>-eagle3/``)."""
+    if kind not in HEAD_KINDS:
+        raise ValueError(f"unknown head kind {kind!r}; choose one of: {', '.join(HEAD_KINDS)}")
+    path = SHIPPED_HEADS / (target_name if kind == "eagle2" else f"{target_name}-eagle3")
     return path if (path / "config.json").exists() else None
 
 

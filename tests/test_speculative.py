@@ -260,9 +260,9 @@ DRAFTER_CASES = [
     ("feature-head", "static", "head"),
     ("feature-head", "chain", "head"),
     ("suffix-automaton+feature-head", "adaptive", "head"),
-    ("feature-head", "dynamic", "eagle3"),
+    ("eagle3-head", "dynamic", "eagle3"),
     ("feature-head", "adaptive", "eagle3"),
-    ("suffix-automaton+feature-head", "adaptive", "eagle3"),
+    ("suffix-automaton+eagle3-head", "adaptive", "eagle3"),
 ]
 
 

@@ -19,6 +19,7 @@ from playground.speculative.drafters import (
     TREE_SHAPES,
     Drafter,
     DraftSettings,
+    head_kind,
     make_drafter,
     parse_layers,
 )
@@ -122,12 +123,14 @@ def load_draft(
             raise SpeculativeInputError("the draft-model drafter needs a draft model with the target's tokenizer")
         return load(draft_name).model
     if drafter in FEATURE_HEAD_DRAFTERS:
-        path = draft_name or shipped_head_path(target_name)
+        kind = head_kind(drafter)
+        path = draft_name or shipped_head_path(target_name, kind)
         if path is None:
+            layers = " --ttt-steps 3" if kind == "eagle3" else ""
             raise SpeculativeInputError(
-                f"no feature draft head was trained for {target_name}; train one with "
+                f"no {kind.upper()} feature draft head was trained for {target_name}; train one with "
                 f"`python -m training.feature_draft_data --target {target_name}` then "
-                f"`python -m training.train_feature_draft --target {target_name}`"
+                f"`python -m training.train_feature_draft --target {target_name}{layers}`"
             )
         try:
             return load_feature_head(path, target)

@@ -44,6 +44,8 @@ DRAFTER_NAMES: tuple[str, ...] = (
     "token-recycling",
     "suffix-automaton+token-recycling",
     "suffix-automaton+feature-head",
+    "eagle3-head",
+    "suffix-automaton+eagle3-head",
 )
 MODEL_FREE_DRAFTERS: tuple[str, ...] = (
     "prompt-lookup",
@@ -51,8 +53,19 @@ MODEL_FREE_DRAFTERS: tuple[str, ...] = (
     "token-recycling",
     "suffix-automaton+token-recycling",
 )
-#: The drafters that draft with a feature head trained for the target.
-FEATURE_HEAD_DRAFTERS: tuple[str, ...] = ("feature-head", "suffix-automaton+feature-head")
+#: The drafters that draft with a feature head trained for the target: ``feature-head`` reads its
+#: final hidden state (EAGLE-2's head), ``eagle3-head`` its low, middle and high layers (EAGLE-3's).
+FEATURE_HEAD_DRAFTERS: tuple[str, ...] = (
+    "feature-head",
+    "suffix-automaton+feature-head",
+    "eagle3-head",
+    "suffix-automaton+eagle3-head",
+)
+
+
+def head_kind(drafter: str) -> str:
+    """Which shipped head a feature-head drafter uses: ``"eagle3"`` or ``"eagle2"``."""
+    return "eagle3" if drafter.endswith("eagle3-head") else "eagle2"
 TreeShape = Literal["chain", "static", "dynamic", "adaptive"]
 TREE_SHAPES: tuple[str, ...] = ("chain", "static", "dynamic", "adaptive")
 MAX_TREE_BUDGET = 128
@@ -733,7 +746,7 @@ def make_drafter(
         if not supports_hidden_states(target):
             raise DrafterError(f"{type(target).__name__} does not expose the hidden states a feature head reads")
         head = FeatureDrafter(draft_model, settings, shape=shape, free_rows=padded_rows(target))
-        return head if name == "feature-head" else CopyOrFeatureDrafter(head)
+        return CopyOrFeatureDrafter(head) if name.startswith("suffix-automaton+") else head
     if name == "draft-model":
         if draft_model is None:
             raise DrafterError("the draft-model drafter needs a draft model (--draft-model NAME)")

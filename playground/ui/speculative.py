@@ -42,6 +42,9 @@ DRAFTER_HELP = {
     "draft-model": "a smaller model with the same tokenizer",
     "feature-head": "EAGLE-style head trained on the target's own hidden states (shipped for SmolLM2-135M)",
     "suffix-automaton+feature-head": "a copy of an earlier match of 4+ tokens when there is one, else the feature head",
+    "eagle3-head": "EAGLE-3-style head: fuses the target's low, middle and high layers, trained on its own guesses "
+    "over several draft steps (shipped for SmolLM2-135M)",
+    "suffix-automaton+eagle3-head": "a copy of an earlier match of 4+ tokens when there is one, else the EAGLE-3 head",
 }
 
 CSS = """
