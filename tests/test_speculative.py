@@ -28,7 +28,7 @@ from models.cpu_kernels import (
 from models.feature_draft import FeatureDraftConfig, FeatureDraftHead, load_feature_head
 from playground.speculative.acceptance import accept_greedy, accept_sampling
 from playground.speculative.cli import main as cli_main
-from playground.speculative.compare import RunSettings, SpeculativeInputError, compare, encode_prompt
+from playground.speculative.compare import RunSettings, SpeculativeInputError, compare, encode_prompt, summarize
 from playground.speculative.drafters import (
     DRAFTER_NAMES,
     FEATURE_HEAD_DRAFTERS,
@@ -576,6 +576,15 @@ def test_compare_on_a_tiny_bpe_model(tiny_bpe_dir: Path) -> None:
         prompt = "The quick brown fox jumps over the lazy dog. The quick"
         result = compare(lm.model, lm.tokenizer, prompt, RunSettings(weights=weights))
         assert result.speculative.output_ids == result.plain.output_ids
+        summary = summarize(result)
+        if weights == "float32":
+            assert result.plain_float32 is None and "combined_speedup" not in summary
+        else:  # the combined speed-up is measured against plain decoding with the float32 weights
+            exact = compare(lm.model, lm.tokenizer, prompt, RunSettings(weights="float32"))
+            assert result.plain_float32 is not None
+            assert result.plain_float32.output_ids == exact.plain.output_ids
+            ratio = summary["speculative_tokens_per_second"] / summary["plain_float32_tokens_per_second"]
+            assert summary["combined_speedup"] == pytest.approx(ratio)
 
 
 def test_cli_json(tiny_byte_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -748,6 +757,28 @@ def test_feature_head_missing_for_a_target(target: LlamaForCausalLM, tmp_path: P
     with pytest.raises(SpeculativeInputError, match="cannot use the feature draft head"):
         load_draft("feature-head", "bpe-tiny", target, str(tmp_path), lambda name: None)
     assert load_draft("prompt-lookup", "bpe-tiny", target, None, lambda name: None) is None
+    with pytest.raises(SpeculativeInputError, match=r"no feature draft head was trained for bpe-tiny \(EAGLE3 head\).* --ttt-steps 3"):
+        load_draft("eagle3-head", "bpe-tiny", target, None, lambda name: None)
+
+
+def test_each_feature_drafter_uses_its_own_shipped_head(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from models import feature_draft
+    from playground.speculative.view import default_drafter
+
+    monkeypatch.setattr(feature_draft, "SHIPPED_HEADS", tmp_path)
+    assert default_drafter("smollm2-135m") == "suffix-automaton"  # nothing shipped
+    (tmp_path / "smollm2-135m").mkdir()
+    (tmp_path / "smollm2-135m" / "config.json").write_text("{}")
+    assert feature_draft.shipped_head_path("smollm2-135m") == tmp_path / "smollm2-135m"
+    assert feature_draft.shipped_head_path("smollm2-135m", "eagle3") is None
+    assert default_drafter("smollm2-135m") == "suffix-automaton"  # an EAGLE-2 head only
+    (tmp_path / "smollm2-135m-eagle3").mkdir()
+    (tmp_path / "smollm2-135m-eagle3" / "config.json").write_text("{}")
+    assert feature_draft.shipped_head_path("smollm2-135m", "eagle3") == tmp_path / "smollm2-135m-eagle3"
+    assert default_drafter("smollm2-135m") == "eagle3-head"
+    assert default_drafter("bpe-tiny") == "suffix-automaton"
+    with pytest.raises(ValueError, match="unknown head kind"):
+        feature_draft.shipped_head_path("smollm2-135m", "eagle9")
 
 
 def test_eagle3_head_reads_the_fused_layers_verification_hands_over(

@@ -80,6 +80,8 @@ class Comparison:
     prompt_ids: list[int]
     plain: Generation
     speculative: Generation
+    # With float16 weights, plain decoding with the float32 weights too: the combined speed-up.
+    plain_float32: Generation | None = None
 
 
 def encode_prompt(tokenizer: Any, prompt: str, chat: bool = False) -> list[int]:
@@ -128,7 +130,7 @@ def load_draft(
         if path is None:
             layers = " --ttt-steps 3" if kind == "eagle3" else ""
             raise SpeculativeInputError(
-                f"no {kind.upper()} feature draft head was trained for {target_name}; train one with "
+                f"no feature draft head was trained for {target_name} ({kind.upper()} head); train one with "
                 f"`python -m training.feature_draft_data --target {target_name}` then "
                 f"`python -m training.train_feature_draft --target {target_name}{layers}`"
             )
@@ -169,6 +171,7 @@ def compare(
             f"the prompt has {len(prompt_ids)} tokens; with {settings.max_new_tokens} new tokens that "
             f"exceeds the model's {limit} positions"
         )
+    original = model
     try:  # both decodings below run the same (CPU-tuned) view of the target
         model = decoding_model(model, settings.weights)
     except ValueError as exc:
@@ -186,7 +189,10 @@ def compare(
     }
     plain = plain_generate(model, prompt_ids, **kwargs)
     speculative = speculative_generate(model, prompt_ids, drafter, **kwargs)
-    return Comparison(settings, prompt_ids, plain, speculative)
+    plain_float32 = None
+    if settings.weights != "float32":
+        plain_float32 = plain_generate(decoding_model(original, "float32"), prompt_ids, **kwargs)
+    return Comparison(settings, prompt_ids, plain, speculative, plain_float32)
 
 
 def summarize(comparison: Comparison) -> dict[str, Any]:
@@ -210,6 +216,21 @@ def summarize(comparison: Comparison) -> dict[str, Any]:
         "verify_seconds": sum(s.verify_seconds for s in steps),
         "prefill_seconds": {"speculative": spec.prefill_seconds, "plain": plain.prefill_seconds},
         "identical": identical,
+        **_float32_baseline(comparison),
+    }
+
+
+def _float32_baseline(comparison: Comparison) -> dict[str, Any]:
+    """With float16 weights: plain float32 decoding's speed and the combined speed-up over it
+    (cheaper steps and speculation together)."""
+    base = comparison.plain_float32
+    if base is None:
+        return {}
+    spec = comparison.speculative
+    return {
+        "plain_float32_seconds": base.seconds,
+        "plain_float32_tokens_per_second": base.tokens_per_second,
+        "combined_speedup": spec.tokens_per_second / base.tokens_per_second if base.tokens_per_second else 0.0,
     }
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from models.feature_draft import shipped_head_path
 from models.registry import load_model
 from playground.config import AppConfig, validate_bound, validate_models, validate_text
 from playground.speculative.compare import RunSettings, SpeculativeInputError, compare, load_draft, to_json
@@ -48,6 +49,12 @@ class SpeculativeRequest:
     seed: int = 0
     max_new_bytes: int | None = None
     max_draft_words: int = 4
+
+
+def default_drafter(target: str | None) -> str:
+    """The drafter a user starts with for ``target``: the EAGLE-3 head where this project ships
+    one for it (SmolLM2-135M), else the suffix automaton (no model needed)."""
+    return "eagle3-head" if target and shipped_head_path(target, "eagle3") else "suffix-automaton"
 
 
 def check(request: SpeculativeRequest, config: AppConfig | None = None) -> SpeculativeRequest:

@@ -7,6 +7,7 @@ The engine lives in :mod:`playground.speculative`; this module turns its JSON (t
 from __future__ import annotations
 
 import html
+import json
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
@@ -19,7 +20,7 @@ from playground.speculative.compare import MAX_NEW_TOKENS, WEIGHT_FORMATS
 from playground.speculative.drafters import DRAFTER_NAMES, FEATURE_HEAD_DRAFTERS, MAX_TREE_BUDGET, TREE_SHAPES
 from playground.speculative.prompts import EXAMPLES
 from playground.speculative.tree import DraftTree, tree_layout, tree_layout_root_x
-from playground.speculative.view import SpeculativeRequest, run
+from playground.speculative.view import SpeculativeRequest, default_drafter, run
 from playground.ui.common import MODEL_POOL, announce_loading, model_choices, on_gpu, user_errors
 from playground.ui.links import TabState, replay_trigger
 
@@ -258,6 +259,13 @@ def summary_markdown(data: dict[str, Any]) -> str:
     weights = f" · target weights: {weights} (both runs)" if weights else ""
     if settings.get("drafter") in MODEL_DRAFTERS and settings.get("tree_shape"):
         weights = f" · tree shape: {settings['tree_shape']}{weights}"
+    combined = ""
+    if "combined_speedup" in s:  # float16 weights: against plain decoding with the float32 weights
+        combined = (
+            f" · **{s['combined_speedup']:.2f}× over plain float32 decoding** "
+            f"({s['plain_float32_tokens_per_second']:.1f} {unit}s/s, run in this call too): float16 weights "
+            "and speculation together"
+        )
     return (
         f"| | plain | speculative |\n|---|---|---|\n"
         f"| {unit}s | {len(data['plain_tokens'])} | {s['new_tokens']} |\n"
@@ -265,7 +273,7 @@ def summary_markdown(data: dict[str, Any]) -> str:
         f"| {unit}s per pass | 1.00 | {s['tokens_per_forward']:.2f} |\n"
         f"| wall clock (s, incl. prefill) | {s['plain_seconds']:.2f} | {s['speculative_seconds']:.2f} |\n"
         f"| {unit}s per second | {s['plain_tokens_per_second']:.1f} | {s['speculative_tokens_per_second']:.1f} |\n\n"
-        f"**Speedup {s['speedup']:.2f}×** · mean accepted draft {unit}s per step {s['mean_accepted']:.2f} "
+        f"**Speedup {s['speedup']:.2f}×**{combined} · mean accepted draft {unit}s per step {s['mean_accepted']:.2f} "
         f"(mean tree {s['mean_tree_size']:.1f} nodes) · drafting {s['draft_seconds']:.2f} s, verifying "
         f"{s['verify_seconds']:.2f} s · identical to plain greedy: {identical}{weights}\n\n"
         "Both runs happen one after the other in this call, on a machine that may be busy: timings are noisy."
@@ -337,6 +345,8 @@ def build_tab(config: AppConfig) -> TabState:
     """Create the speculative-decoding components and wire their events (inside a gr.Tab)."""
     targets = model_choices(config, (*TOKEN_FAMILIES, "hat"))
     draft_targets = model_choices(config, TOKEN_FAMILIES)
+    first_target = draft_targets[0][1] if draft_targets else None
+    first_drafter = default_drafter(first_target)
     gr.Markdown(
         "**Speculative decoding**: a cheap *drafter* proposes a tree of next tokens, the target "
         "model checks the whole tree in **one** forward pass (tree attention), keeps the longest "
@@ -365,15 +375,15 @@ def build_tab(config: AppConfig) -> TabState:
             with gr.Row():
                 target = gr.Dropdown(
                     choices=targets,
-                    value=draft_targets[0][1] if draft_targets else None,
+                    value=first_target,
                     label="Target model",
                     elem_id="spec-target",
                 )
                 drafter = gr.Dropdown(
                     choices=list(DRAFTER_NAMES),
-                    value="suffix-automaton",
+                    value=first_drafter,
                     label="Drafter",
-                    info=DRAFTER_HELP["suffix-automaton"],
+                    info=DRAFTER_HELP[first_drafter],
                     elem_id="spec-drafter",
                 )
             with gr.Row():
@@ -386,12 +396,12 @@ def build_tab(config: AppConfig) -> TabState:
                 )
                 shape = gr.Radio(
                     list(TREE_SHAPES),
-                    value="chain",
+                    value="adaptive" if first_drafter in FEATURE_HEAD_DRAFTERS else "chain",
                     label="Tree shape (model drafters)",
                     info="chain: one token per depth · static: the top 2 children of every node · dynamic "
                     "(EAGLE-2): the budget's most probable nodes · adaptive: dynamic, cut to the size that pays "
                     "for itself on this machine (none at all when the draft is unsure)",
-                    visible=False,
+                    visible=first_drafter in MODEL_DRAFTERS,
                     elem_id="spec-shape",
                 )
             with gr.Row():
@@ -460,7 +470,22 @@ def build_tab(config: AppConfig) -> TabState:
     def on_target(name: str | None) -> Any:
         return gr.update(visible=name not in hat_targets)  # a HAT has no token-model weights to pick
 
-    target.change(on_target, target, weights, api_visibility="private")
+    # A user's pick of a target starts from its default drafter and tree shape (a shared link's
+    # stay as shared). Set in the browser, at once, so a drafter picked right after is never
+    # overwritten by a late answer.
+    starts = {
+        name: ["prompt-lookup", "chain"]
+        if name in hat_targets
+        else [d := default_drafter(name), "adaptive" if d in FEATURE_HEAD_DRAFTERS else "chain"]
+        for _, name in targets
+    }
+    target.input(
+        None,
+        target,
+        [drafter, shape],
+        js=f"(name) => ({json.dumps(starts)})[name] ?? ['suffix-automaton', 'chain']",
+        api_visibility="private",
+    )
 
     @user_errors
     def on_run(*args: Any, start: float | None = 0, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:  # noqa: B008
