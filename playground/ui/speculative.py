@@ -470,6 +470,8 @@ def build_tab(config: AppConfig) -> TabState:
     def on_target(name: str | None) -> Any:
         return gr.update(visible=name not in hat_targets)  # a HAT has no token-model weights to pick
 
+    target.change(on_target, target, weights, api_visibility="private")
+
     # A user's pick of a target starts from its default drafter and tree shape (a shared link's
     # stay as shared). Set in the browser, at once, so a drafter picked right after is never
     # overwritten by a late answer.
