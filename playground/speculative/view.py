@@ -60,6 +60,8 @@ def default_drafter(target: str | None) -> str:
 def check(request: SpeculativeRequest, config: AppConfig | None = None) -> SpeculativeRequest:
     """`request` with its numbers as numbers, or a `UserError` saying what to change. With `config`,
     the app's rules too: its text limit, its per-request bounds and the models it offers."""
+    if not isinstance(request.prompt, str) or not request.prompt.strip():
+        raise SpeculativeInputError("Please enter a prompt first.")
     if config is not None:
         validate_text(request.prompt, config.max_text_chars, SpeculativeInputError, config.limit_note)
         validate_bound(request.max_new_tokens, config.limits.max_new_tokens, "max new tokens", SpeculativeInputError)
@@ -72,8 +74,6 @@ def check(request: SpeculativeRequest, config: AppConfig | None = None) -> Specu
             (draft_model,) = validate_models(request.draft_model, config)
         # otherwise the feature head is the one shipped for the target: no paths from users
         request = replace(request, target=target, draft_model=draft_model)
-    elif not request.prompt or not request.prompt.strip():
-        raise SpeculativeInputError("Please enter a prompt first.")
     try:
         return replace(
             request,
