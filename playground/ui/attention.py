@@ -13,6 +13,7 @@ import logging
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -395,8 +396,35 @@ def render(
     }
 
 
-def build_tab(config: AppConfig) -> TabState:
-    """Create the attention-maps components and wire their events (inside a gr.Tab)."""
+@dataclass
+class Components:
+    """Every component of the tab, as the layout functions create them."""
+
+    text: Any = None
+    model_a: Any = None
+    model_b: Any = None
+    run: Any = None
+    level: Any = None
+    axes: Any = None
+    how: Any = None
+    scale: Any = None
+    layer: Any = None
+    head: Any = None
+    note: Any = None
+    plot: Any = None
+    grid_a: Any = None
+    grid_b: Any = None
+    query_text: Any = None
+    query: Any = None
+    profile_plot: Any = None
+    png: Any = None
+    page: Any = None
+    npz: Any = None
+    files: Any = None
+
+
+def _default_models(config: AppConfig) -> tuple[list[tuple[str, str]], str | None, str, dict[str, str]]:
+    """The model choices, and the pair shown first: a HAT (A) next to a model of another family (B)."""
     choices = model_choices(config)
     names = [n for _, n in choices]
     families = {n: get_spec(n).family for n in names}
@@ -404,12 +432,21 @@ def build_tab(config: AppConfig) -> TabState:
     default_b = next((n for n in names if n != default_a and families[n] != families.get(default_a or "")), None)
     default_b = default_b or next((n for n in names if n != default_a), NONE)
 
+    return choices, default_a, default_b, families
+
+
+def _intro() -> None:
     gr.Markdown(
         "Where does each layer look? Rows are queries, columns the units they attend to. Put two models side by "
         "side, switch to **character** axes to compare them on the same characters (with a difference map), "
         "open a single head from the **head grid**, or click a unit of the text to see what it attends to in "
         "every layer. For **HAT**, choose the byte encoder, the word backbone or the byte decoder."
     )
+
+
+def _inputs(ui: Components, config: AppConfig) -> None:
+    """The text, the two model pickers, the display options and the layer and head sliders."""
+    choices, default_a, default_b, families = _default_models(config)
     with gr.Row():
         with gr.Column(scale=3):
             text = gr.Textbox(
@@ -443,6 +480,20 @@ def build_tab(config: AppConfig) -> TabState:
     with gr.Row():
         layer = gr.Slider(0, 1, value=0, step=1, label="Layer", elem_id="attention-layer")
         head = gr.Slider(0, 1, value=0, step=1, label="Head (for “one head”)", elem_id="attention-head")
+    ui.text = text
+    ui.model_a = model_a
+    ui.model_b = model_b
+    ui.run = run
+    ui.level = level
+    ui.axes = axes
+    ui.how = how
+    ui.scale = scale
+    ui.layer = layer
+    ui.head = head
+
+
+def _maps(ui: Components) -> None:
+    """The note, the attention map, the head grids, the query text and its profile."""
     note = gr.Markdown(elem_id="attention-note")
     plot = gr.Plot(label="Attention", show_label=False, elem_id="attention-plot")
     gr.Markdown("#### Head grid: every head of the layer — click one to open it above")
@@ -479,6 +530,17 @@ def build_tab(config: AppConfig) -> TabState:
     profile_plot = gr.Plot(
         label="Attention of the query in every layer", show_label=False, elem_id="attention-profile"
     )
+    ui.note = note
+    ui.plot = plot
+    ui.grid_a = grid_a
+    ui.grid_b = grid_b
+    ui.query_text = query_text
+    ui.query = query
+    ui.profile_plot = profile_plot
+
+
+def _exports(ui: Components) -> None:
+    """Download buttons and the files they give."""
     with gr.Row():
         png = gr.Button("Figure as PNG", size="sm", elem_id="attention-export-png")
         page = gr.Button("Figure as HTML", size="sm", elem_id="attention-export-html")
@@ -491,8 +553,55 @@ def build_tab(config: AppConfig) -> TabState:
         height=140,
         elem_id="attention-files",
     )
+    ui.png = png
+    ui.page = page
+    ui.npz = npz
+    ui.files = files
 
-    controls = [text, model_a, model_b, level, axes, how, layer, head, scale, query]
+
+def _controls(ui: Components) -> list[Any]:
+    """The inputs of every rendering, in the order `render` takes them."""
+    return [ui.text, ui.model_a, ui.model_b, ui.level, ui.axes, ui.how, ui.layer, ui.head, ui.scale, ui.query]
+
+
+def _wire_view(ui: Components, config: AppConfig) -> gr.State:
+    """The events that render the view; returns the trigger a shared link or a lesson's "try it" changes."""
+    (
+        text,
+        model_a,
+        run,
+        level,
+        axes,
+        how,
+        scale,
+        layer,
+        head,
+        note,
+        plot,
+        grid_a,
+        grid_b,
+        query_text,
+        query,
+        profile_plot,
+    ) = (
+        ui.text,
+        ui.model_a,
+        ui.run,
+        ui.level,
+        ui.axes,
+        ui.how,
+        ui.scale,
+        ui.layer,
+        ui.head,
+        ui.note,
+        ui.plot,
+        ui.grid_a,
+        ui.grid_b,
+        ui.query_text,
+        ui.query,
+        ui.profile_plot,
+    )
+    controls = _controls(ui)
     outputs = [plot, note, grid_a, grid_b, profile_plot, query_text, layer, head, query, level]
 
     @user_errors
@@ -552,6 +661,12 @@ def build_tab(config: AppConfig) -> TabState:
     query_text.select(pick_query, [text, model_a, level], [query], api_visibility="private", **common).then(
         show, controls, outputs, api_visibility="private", **common
     )
+    return replay
+
+
+def _wire_exports(ui: Components, config: AppConfig) -> None:
+    """The download buttons' events (their own queue)."""
+    controls, png, page, npz, files = _controls(ui), ui.png, ui.page, ui.npz, ui.files
 
     @user_errors
     def export(kind: str, *args: Any) -> gr.File:
@@ -587,8 +702,18 @@ def build_tab(config: AppConfig) -> TabState:
             concurrency_limit=1,
         )
 
-    shared = {"text": text, "model_a": model_a, "model_b": model_b, "level": level, "axes": axes, "heads": how}
-    shared |= {"colour": scale, "layer": layer, "head": head}
+
+def build_tab(config: AppConfig) -> TabState:
+    """Create the attention-maps components and wire their events (inside a gr.Tab)."""
+    ui = Components()
+    _intro()
+    _inputs(ui, config)
+    _maps(ui)
+    _exports(ui)
+    replay = _wire_view(ui, config)
+    _wire_exports(ui, config)
+    shared = {"text": ui.text, "model_a": ui.model_a, "model_b": ui.model_b, "level": ui.level, "axes": ui.axes}
+    shared |= {"heads": ui.how, "colour": ui.scale, "layer": ui.layer, "head": ui.head}
     # The layer and head sliders get their range from the models after a run: bound them loosely here.
     bounds = {"layer": links.Field("int", 0, MAX_LINK_LAYERS), "head": links.Field("int", 0, MAX_LINK_LAYERS)}
     return TabState(KEY, shared, replay, bounds)

@@ -17,6 +17,7 @@ import html
 import logging
 import math
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -400,13 +401,38 @@ def _default_models(config: AppConfig) -> list[str]:
     return names[:4]
 
 
-def build_tab(config: AppConfig) -> TabState:
-    """Create the robustness components and wire their events (inside a gr.Tab)."""
+@dataclass
+class Components:
+    """Every component of the tab, as the layout functions create them."""
+
+    text: Any = None
+    models: Any = None
+    kind: Any = None
+    rate: Any = None
+    seed: Any = None
+    button: Any = None
+    texts_html: Any = None
+    scores: Any = None
+    heat: Any = None
+    next_words: Any = None
+    payload: Any = None
+    step: Any = None
+    sweep_button: Any = None
+    stop_button: Any = None
+    sweep_status: Any = None
+    chart: Any = None
+
+
+def _intro() -> None:
     gr.Markdown(
         "How much does a typo hurt? Perturb a share of the words and compare each model's **bits per "
         "byte** on the clean and the perturbed text. HAT reads bytes into words, so a typo changes one "
         "word vector; a subword tokenizer may cut the misspelled word into unfamiliar pieces."
     )
+
+
+def _inputs(ui: Components, config: AppConfig) -> None:
+    """The text and its examples, the models, the perturbation, its rate and seed."""
     with gr.Row():
         with gr.Column(scale=3):
             text = gr.Textbox(
@@ -444,6 +470,16 @@ def build_tab(config: AppConfig) -> TabState:
                 )
                 seed = gr.Number(value=0, precision=0, label="Seed", min_width=80, elem_id="robustness-seed")
             button = gr.Button("Perturb and compare", variant="primary", elem_id="robustness-run")
+    ui.text = text
+    ui.models = models
+    ui.kind = kind
+    ui.rate = rate
+    ui.seed = seed
+    ui.button = button
+
+
+def _results(ui: Components) -> None:
+    """Both texts, the scores, the heat strips, next-word accuracy and the raw JSON."""
     texts_html = gr.HTML(css_template=CSS, js_on_load=None, elem_id="robustness-texts")
     scores = gr.Dataframe(
         label="Bits per byte, clean vs perturbed", interactive=False, wrap=True, elem_id="robustness-scores"
@@ -463,7 +499,15 @@ def build_tab(config: AppConfig) -> TabState:
     )
     with gr.Accordion("Raw results (JSON)", open=False):
         payload = gr.JSON(elem_id="robustness-json")
+    ui.texts_html = texts_html
+    ui.scores = scores
+    ui.heat = heat
+    ui.next_words = next_words
+    ui.payload = payload
 
+
+def _sweep_panel(ui: Components) -> None:
+    """The sweep's step, its run and stop buttons, status and chart."""
     gr.Markdown("### Sweep: rate 0–30%")
     with gr.Row():
         step = gr.Dropdown(
@@ -477,7 +521,24 @@ def build_tab(config: AppConfig) -> TabState:
         stop_button = gr.Button("Stop", variant="stop", scale=1, elem_id="robustness-sweep-stop")
     sweep_status = gr.Markdown("", elem_id="robustness-sweep-status")
     chart = gr.Plot(label="Sweep", elem_id="robustness-sweep-chart")
+    ui.step = step
+    ui.sweep_button = sweep_button
+    ui.stop_button = stop_button
+    ui.sweep_status = sweep_status
+    ui.chart = chart
 
+
+def _wire(ui: Components, config: AppConfig) -> gr.State:
+    """Every event of the tab; returns the trigger a shared link or a lesson's "try it" changes."""
+    text, models, kind, rate, seed, button = ui.text, ui.models, ui.kind, ui.rate, ui.seed, ui.button
+    texts_html, scores, heat, next_words, payload = ui.texts_html, ui.scores, ui.heat, ui.next_words, ui.payload
+    step, sweep_button, stop_button, sweep_status, chart = (
+        ui.step,
+        ui.sweep_button,
+        ui.stop_button,
+        ui.sweep_status,
+        ui.chart,
+    )
     inputs = [text, models, kind, rate, seed]
 
     @user_errors
@@ -535,4 +596,16 @@ def build_tab(config: AppConfig) -> TabState:
         **MODEL_POOL,
     )
     stop_button.click(lambda: "Stopped.", outputs=[sweep_status], cancels=[sweep_event], api_name=False)
+    return replay
+
+
+def build_tab(config: AppConfig) -> TabState:
+    """Create the robustness components and wire their events (inside a gr.Tab)."""
+    ui = Components()
+    _intro()
+    _inputs(ui, config)
+    _results(ui)
+    _sweep_panel(ui)
+    replay = _wire(ui, config)
+    inputs = [ui.text, ui.models, ui.kind, ui.rate, ui.seed]
     return TabState(KEY, dict(zip(["text", "models", "perturbation", "rate", "seed"], inputs, strict=True)), replay)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import json
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
@@ -341,12 +342,47 @@ def show_step(data: dict[str, Any] | None, step: float | None) -> tuple[go.Figur
     return tree_figure(record), step_markdown(data, step), text_html(data, step)
 
 
-def build_tab(config: AppConfig) -> TabState:
-    """Create the speculative-decoding components and wire their events (inside a gr.Tab)."""
-    targets = model_choices(config, (*TOKEN_FAMILIES, "hat"))
-    draft_targets = model_choices(config, TOKEN_FAMILIES)
-    first_target = draft_targets[0][1] if draft_targets else None
-    first_drafter = default_drafter(first_target)
+@dataclass
+class Controls:
+    """The tab's inputs (``settings()``: in the order the main event takes them) and its button."""
+
+    prompt: gr.Textbox
+    target: gr.Dropdown
+    drafter: gr.Dropdown
+    draft_model: gr.Dropdown
+    shape: gr.Radio
+    budget: gr.Slider
+    temperature: gr.Slider
+    max_new: gr.Slider
+    chat: gr.Checkbox
+    weights: gr.Radio
+    run: gr.Button
+
+    def settings(self) -> list[Any]:
+        return [getattr(self, f.name) for f in fields(self) if f.name != "run"]
+
+
+@dataclass
+class Results:
+    """What a run shows (``outputs()``: in the order the main event returns them), and the step
+    buttons."""
+
+    summary: gr.Markdown
+    prev_btn: gr.Button
+    step: gr.Slider
+    next_btn: gr.Button
+    step_info: gr.Markdown
+    tree_plot: gr.Plot
+    text: gr.HTML
+    charts: gr.Plot
+    raw: gr.JSON
+    state: gr.State
+
+    def outputs(self) -> list[Any]:
+        return [self.summary, self.step, self.tree_plot, self.step_info, self.text, self.charts, self.raw, self.state]
+
+
+def _intro() -> None:
     gr.Markdown(
         "**Speculative decoding**: a cheap *drafter* proposes a tree of next tokens, the target "
         "model checks the whole tree in **one** forward pass (tree attention), keeps the longest "
@@ -356,6 +392,12 @@ def build_tab(config: AppConfig) -> TabState:
         "the drafts are whole *words*: one backbone pass reads them all, one decoder batch checks "
         "their spellings, and max new tokens × 4 bytes are written."
     )
+
+
+def _controls(config: AppConfig, targets: list[tuple[str, str]], draft_targets: list[tuple[str, str]]) -> Controls:
+    """The prompt and its examples, and the settings column."""
+    first_target = draft_targets[0][1] if draft_targets else None
+    first_drafter = default_drafter(first_target)
     with gr.Row():
         with gr.Column(scale=3):
             prompt = gr.Textbox(
@@ -435,6 +477,23 @@ def build_tab(config: AppConfig) -> TabState:
                 elem_id="spec-weights",
             )
             run = gr.Button("Run", variant="primary", elem_id="spec-run")
+    return Controls(
+        prompt=prompt,
+        target=target,
+        drafter=drafter,
+        draft_model=draft_model,
+        shape=shape,
+        budget=budget,
+        temperature=temperature,
+        max_new=max_new,
+        chat=chat,
+        weights=weights,
+        run=run,
+    )
+
+
+def _results() -> Results:
+    """The summary, the step controls, the tree, the text, the charts and the raw JSON."""
     summary = gr.Markdown(elem_id="spec-summary")
     with gr.Row():
         prev_btn = gr.Button("◀ Previous step", elem_id="spec-prev", size="sm")
@@ -447,6 +506,22 @@ def build_tab(config: AppConfig) -> TabState:
     with gr.Accordion("Raw result (JSON, as returned by the API)", open=False):
         raw = gr.JSON(elem_id="spec-json")
     state = gr.State(None)
+    return Results(
+        summary=summary,
+        prev_btn=prev_btn,
+        step=step,
+        next_btn=next_btn,
+        step_info=step_info,
+        tree_plot=tree_plot,
+        text=text,
+        charts=charts,
+        raw=raw,
+        state=state,
+    )
+
+
+def _wire(config: AppConfig, targets: list[tuple[str, str]], c: Controls, r: Results) -> gr.State:
+    """Every event of the tab; returns the trigger a shared link or a lesson's "try it" changes."""
 
     def on_drafter(name: str) -> tuple[Any, Any, Any]:
         return (
@@ -461,16 +536,16 @@ def build_tab(config: AppConfig) -> TabState:
         # paired runs' spread of the best fixed-size tree); the others start as chains.
         return gr.update(value="adaptive") if name in FEATURE_HEAD_DRAFTERS else gr.skip()
 
-    drafter.change(on_drafter, drafter, [draft_model, shape, drafter], api_visibility="private")
+    c.drafter.change(on_drafter, c.drafter, [c.draft_model, c.shape, c.drafter], api_visibility="private")
     # Only a user's pick changes the shape: a shared link's shape stays as it was shared.
-    drafter.input(default_shape, drafter, shape, api_visibility="private")
+    c.drafter.input(default_shape, c.drafter, c.shape, api_visibility="private")
 
     hat_targets = {name for _, name in model_choices(config, ("hat",))}
 
     def on_target(name: str | None) -> Any:
         return gr.update(visible=name not in hat_targets)  # a HAT has no token-model weights to pick
 
-    target.change(on_target, target, weights, api_visibility="private")
+    c.target.change(on_target, c.target, c.weights, api_visibility="private")
 
     # A user's pick of a target starts from its default drafter and tree shape (a shared link's
     # stay as shared). Set in the browser, at once, so a drafter picked right after is never
@@ -481,10 +556,10 @@ def build_tab(config: AppConfig) -> TabState:
         else [d := default_drafter(name), "adaptive" if d in FEATURE_HEAD_DRAFTERS else "chain"]
         for _, name in targets
     }
-    target.input(
+    c.target.input(
         None,
-        target,
-        [drafter, shape],
+        c.target,
+        [c.drafter, c.shape],
         js=f"(name) => ({json.dumps(starts)})[name] ?? ['suffix-automaton', 'chain']",
         api_visibility="private",
     )
@@ -511,20 +586,29 @@ def build_tab(config: AppConfig) -> TabState:
     def on_replay(*args: Any, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:  # noqa: B008
         return on_run(*args[:-1], start=args[-1], progress=progress)  # a shared link's step comes last
 
-    settings = [prompt, target, drafter, draft_model, shape, budget, temperature, max_new, chat, weights]
-    outputs = [summary, step, tree_plot, step_info, text, charts, raw, state]
+    settings, outputs = c.settings(), r.outputs()
     replay = replay_trigger()  # changed by a shared link or a lesson's "try it"
-    run.click(on_gpu(on_run), settings, outputs, api_name="speculative", **MODEL_POOL)
-    replay.change(on_gpu(on_replay), [*settings, step], outputs, api_visibility="private", **MODEL_POOL)
-    step.change(show_step, [state, step], [tree_plot, step_info, text], api_visibility="private")
+    c.run.click(on_gpu(on_run), settings, outputs, api_name="speculative", **MODEL_POOL)
+    replay.change(on_gpu(on_replay), [*settings, r.step], outputs, api_visibility="private", **MODEL_POOL)
+    r.step.change(show_step, [r.state, r.step], [r.tree_plot, r.step_info, r.text], api_visibility="private")
 
     def move(data: dict[str, Any] | None, current: float, delta: int) -> int:
         return _clamp(data, (current or 0) + delta)
 
-    prev_btn.click(lambda d, s: move(d, s, -1), [state, step], step, api_visibility="private")
-    next_btn.click(lambda d, s: move(d, s, 1), [state, step], step, api_visibility="private")
+    r.prev_btn.click(lambda d, s: move(d, s, -1), [r.state, r.step], r.step, api_visibility="private")
+    r.next_btn.click(lambda d, s: move(d, s, 1), [r.state, r.step], r.step, api_visibility="private")
+    return replay
 
+
+def build_tab(config: AppConfig) -> TabState:
+    """Create the speculative-decoding components and wire their events (inside a gr.Tab)."""
+    targets = model_choices(config, (*TOKEN_FAMILIES, "hat"))
+    draft_targets = model_choices(config, TOKEN_FAMILIES)
+    _intro()
+    c = _controls(config, targets, draft_targets)
+    r = _results()
+    replay = _wire(config, targets, c, r)
     names = ["prompt", "target", "drafter", "draft_model", "shape", "budget", "temperature", "max_new_tokens"]
-    shared = dict(zip([*names, "chat", "weights"], settings, strict=True)) | {"step": step}
+    shared = dict(zip([*names, "chat", "weights"], c.settings(), strict=True)) | {"step": r.step}
     # The step slider's range comes from the run: a link's step is checked against it after the run.
     return TabState(KEY, shared, replay, {"step": links.Field("int", 0, MAX_NEW_TOKENS)})
