@@ -729,7 +729,11 @@ def test_feature_head_save_load_and_wrong_target(
 
 
 @pytest.mark.pretrained
-def test_shipped_feature_head_drafts_for_smollm2() -> None:
+@pytest.mark.parametrize(
+    ("drafter", "kind", "directory"),
+    [("feature-head", "eagle2", "smollm2-135m"), ("eagle3-head", "eagle3", "smollm2-135m-eagle3")],
+)
+def test_shipped_feature_head_drafts_for_smollm2(drafter: str, kind: str, directory: str) -> None:
     """The head this project trained for SmolLM2-135M: lossless, and its drafts are accepted
     (a head trained on the wrong features, or attached to the wrong model, accepts almost
     nothing). The prompt is none of the bench's or the training data's templates."""
@@ -739,11 +743,12 @@ def test_shipped_feature_head_drafts_for_smollm2() -> None:
     from models.registry import load_model
     from playground.speculative.compare import RunSettings, compare, load_draft, summarize
 
-    assert shipped_head_path("smollm2-135m") is not None, "assets/models/feature-draft/smollm2-135m is missing"
+    assert shipped_head_path("smollm2-135m", kind) is not None, f"assets/models/feature-draft/{directory} is missing"
     lm = load_model("smollm2-135m")
-    settings = RunSettings(drafter="feature-head", tree_shape="dynamic", tree_budget=8, max_depth=5, max_new_tokens=48)
+    settings = RunSettings(drafter=drafter, tree_shape="dynamic", tree_budget=8, max_depth=5, max_new_tokens=48)
     prompt = "How do bees make honey? Answer in a short paragraph."
-    head = load_draft("feature-head", "smollm2-135m", lm.model, None, load_model)
+    head = load_draft(drafter, "smollm2-135m", lm.model, None, load_model)
+    assert bool(head.config.feature_layers) == (kind == "eagle3")
     summary = summarize(compare(lm.model, lm.tokenizer, prompt, replace(settings, chat=True), draft_model=head))
     assert summary["identical"] is True
     assert summary["mean_accepted"] > 0.5, summary
@@ -757,7 +762,9 @@ def test_feature_head_missing_for_a_target(target: LlamaForCausalLM, tmp_path: P
     with pytest.raises(SpeculativeInputError, match="cannot use the feature draft head"):
         load_draft("feature-head", "bpe-tiny", target, str(tmp_path), lambda name: None)
     assert load_draft("prompt-lookup", "bpe-tiny", target, None, lambda name: None) is None
-    with pytest.raises(SpeculativeInputError, match=r"no feature draft head was trained for bpe-tiny \(EAGLE3 head\).* --ttt-steps 3"):
+    with pytest.raises(
+        SpeculativeInputError, match=r"no feature draft head was trained for bpe-tiny \(EAGLE3 head\).* --ttt-steps 3"
+    ):
         load_draft("eagle3-head", "bpe-tiny", target, None, lambda name: None)
 
 
