@@ -397,30 +397,49 @@ def render(
 
 
 @dataclass
-class Components:
-    """Every component of the tab, as the layout functions create them."""
+class Inputs:
+    """The text, the model pickers, the run button, the display options and the sliders
+    (``controls()``: in the order `render` takes them, with the query character last)."""
 
-    text: Any = None
-    model_a: Any = None
-    model_b: Any = None
-    run: Any = None
-    level: Any = None
-    axes: Any = None
-    how: Any = None
-    scale: Any = None
-    layer: Any = None
-    head: Any = None
-    note: Any = None
-    plot: Any = None
-    grid_a: Any = None
-    grid_b: Any = None
-    query_text: Any = None
-    query: Any = None
-    profile_plot: Any = None
-    png: Any = None
-    page: Any = None
-    npz: Any = None
-    files: Any = None
+    text: gr.Textbox
+    model_a: gr.Dropdown
+    model_b: gr.Dropdown
+    run: gr.Button
+    level: gr.Radio
+    axes: gr.Radio
+    how: gr.Radio
+    scale: gr.Radio
+    layer: gr.Slider
+    head: gr.Slider
+
+
+@dataclass
+class Maps:
+    """What a rendering shows: the note, the map, the head grids, the query text and its profile,
+    and the query character (hidden) that a click on the query text sets."""
+
+    note: gr.Markdown
+    plot: gr.Plot
+    grid_a: gr.Gallery
+    grid_b: gr.Gallery
+    query_text: gr.HighlightedText
+    query: gr.Number
+    profile_plot: gr.Plot
+
+
+@dataclass
+class Exports:
+    """The download buttons and the files they give."""
+
+    png: gr.Button
+    page: gr.Button
+    npz: gr.Button
+    files: gr.File
+
+
+def _controls(i: Inputs, m: Maps) -> list[Any]:
+    """The inputs of every rendering, in the order `render` takes them."""
+    return [i.text, i.model_a, i.model_b, i.level, i.axes, i.how, i.layer, i.head, i.scale, m.query]
 
 
 def _default_models(config: AppConfig) -> tuple[list[tuple[str, str]], str | None, str, dict[str, str]]:
@@ -444,7 +463,7 @@ def _intro() -> None:
     )
 
 
-def _inputs(ui: Components, config: AppConfig) -> None:
+def _inputs(config: AppConfig) -> Inputs:
     """The text, the two model pickers, the display options and the layer and head sliders."""
     choices, default_a, default_b, families = _default_models(config)
     with gr.Row():
@@ -480,19 +499,10 @@ def _inputs(ui: Components, config: AppConfig) -> None:
     with gr.Row():
         layer = gr.Slider(0, 1, value=0, step=1, label="Layer", elem_id="attention-layer")
         head = gr.Slider(0, 1, value=0, step=1, label="Head (for “one head”)", elem_id="attention-head")
-    ui.text = text
-    ui.model_a = model_a
-    ui.model_b = model_b
-    ui.run = run
-    ui.level = level
-    ui.axes = axes
-    ui.how = how
-    ui.scale = scale
-    ui.layer = layer
-    ui.head = head
+    return Inputs(text, model_a, model_b, run, level, axes, how, scale, layer, head)
 
 
-def _maps(ui: Components) -> None:
+def _maps() -> Maps:
     """The note, the attention map, the head grids, the query text and its profile."""
     note = gr.Markdown(elem_id="attention-note")
     plot = gr.Plot(label="Attention", show_label=False, elem_id="attention-plot")
@@ -530,16 +540,10 @@ def _maps(ui: Components) -> None:
     profile_plot = gr.Plot(
         label="Attention of the query in every layer", show_label=False, elem_id="attention-profile"
     )
-    ui.note = note
-    ui.plot = plot
-    ui.grid_a = grid_a
-    ui.grid_b = grid_b
-    ui.query_text = query_text
-    ui.query = query
-    ui.profile_plot = profile_plot
+    return Maps(note, plot, grid_a, grid_b, query_text, query, profile_plot)
 
 
-def _exports(ui: Components) -> None:
+def _exports() -> Exports:
     """Download buttons and the files they give."""
     with gr.Row():
         png = gr.Button("Figure as PNG", size="sm", elem_id="attention-export-png")
@@ -553,56 +557,13 @@ def _exports(ui: Components) -> None:
         height=140,
         elem_id="attention-files",
     )
-    ui.png = png
-    ui.page = page
-    ui.npz = npz
-    ui.files = files
+    return Exports(png, page, npz, files)
 
 
-def _controls(ui: Components) -> list[Any]:
-    """The inputs of every rendering, in the order `render` takes them."""
-    return [ui.text, ui.model_a, ui.model_b, ui.level, ui.axes, ui.how, ui.layer, ui.head, ui.scale, ui.query]
-
-
-def _wire_view(ui: Components, config: AppConfig) -> gr.State:
+def _wire_view(config: AppConfig, i: Inputs, m: Maps) -> gr.State:
     """The events that render the view; returns the trigger a shared link or a lesson's "try it" changes."""
-    (
-        text,
-        model_a,
-        run,
-        level,
-        axes,
-        how,
-        scale,
-        layer,
-        head,
-        note,
-        plot,
-        grid_a,
-        grid_b,
-        query_text,
-        query,
-        profile_plot,
-    ) = (
-        ui.text,
-        ui.model_a,
-        ui.run,
-        ui.level,
-        ui.axes,
-        ui.how,
-        ui.scale,
-        ui.layer,
-        ui.head,
-        ui.note,
-        ui.plot,
-        ui.grid_a,
-        ui.grid_b,
-        ui.query_text,
-        ui.query,
-        ui.profile_plot,
-    )
-    controls = _controls(ui)
-    outputs = [plot, note, grid_a, grid_b, profile_plot, query_text, layer, head, query, level]
+    controls = _controls(i, m)
+    outputs = [m.plot, m.note, m.grid_a, m.grid_b, m.profile_plot, m.query_text, i.layer, i.head, m.query, i.level]
 
     @user_errors
     def show(*args: Any, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:  # noqa: B008
@@ -635,19 +596,19 @@ def _wire_view(ui: Components, config: AppConfig) -> gr.State:
 
     common = MODEL_POOL
     replay = replay_trigger()  # changed by a shared link or a lesson's "try it"
-    run.click(on_gpu(show), controls, outputs, api_name="attention", **common)
-    for trigger in (text.submit, replay.change):
+    i.run.click(on_gpu(show), controls, outputs, api_name="attention", **common)
+    for trigger in (i.text.submit, replay.change):
         trigger(on_gpu(show), controls, outputs, api_visibility="private", **common)
-    for radio in (level, axes, how, scale):
+    for radio in (i.level, i.axes, i.how, i.scale):
         radio.input(show, controls, outputs, api_visibility="private", **common)
-    for slider in (layer, head):
+    for slider in (i.layer, i.head):
         slider.input(show, controls, outputs, api_visibility="private", trigger_mode="always_last", **common)
 
     def open_head(evt: gr.SelectData) -> tuple[int, str]:
         return int(evt.index), "head"
 
-    for grid in (grid_a, grid_b):
-        grid.select(open_head, None, [head, how], api_visibility="private", **common).then(
+    for grid in (m.grid_a, m.grid_b):
+        grid.select(open_head, None, [i.head, i.how], api_visibility="private", **common).then(
             show, controls, outputs, api_visibility="private", **common
         )
 
@@ -658,15 +619,14 @@ def _wire_view(ui: Components, config: AppConfig) -> gr.State:
         index = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
         return _char_of_span(result, level_value, int(index))
 
-    query_text.select(pick_query, [text, model_a, level], [query], api_visibility="private", **common).then(
+    m.query_text.select(pick_query, [i.text, i.model_a, i.level], [m.query], api_visibility="private", **common).then(
         show, controls, outputs, api_visibility="private", **common
     )
     return replay
 
 
-def _wire_exports(ui: Components, config: AppConfig) -> None:
+def _wire_exports(config: AppConfig, controls: list[Any], e: Exports) -> None:
     """The download buttons' events (their own queue)."""
-    controls, png, page, npz, files = _controls(ui), ui.png, ui.page, ui.npz, ui.files
 
     @user_errors
     def export(kind: str, *args: Any) -> gr.File:
@@ -691,12 +651,12 @@ def _wire_exports(ui: Components, config: AppConfig) -> None:
             ) from err
         return [str(path)]
 
-    for button, kind in ((png, "png"), (page, "html"), (npz, "npz")):
+    for button, kind in ((e.png, "png"), (e.page, "html"), (e.npz, "npz")):
         # Its own queue: a slow PNG (kaleido starts a browser) must not hold up the view's updates.
         button.click(
             functools.partial(export, kind),
             controls,
-            [files],
+            [e.files],
             api_visibility="private",
             concurrency_id="attention-export",
             concurrency_limit=1,
@@ -705,15 +665,14 @@ def _wire_exports(ui: Components, config: AppConfig) -> None:
 
 def build_tab(config: AppConfig) -> TabState:
     """Create the attention-maps components and wire their events (inside a gr.Tab)."""
-    ui = Components()
     _intro()
-    _inputs(ui, config)
-    _maps(ui)
-    _exports(ui)
-    replay = _wire_view(ui, config)
-    _wire_exports(ui, config)
-    shared = {"text": ui.text, "model_a": ui.model_a, "model_b": ui.model_b, "level": ui.level, "axes": ui.axes}
-    shared |= {"heads": ui.how, "colour": ui.scale, "layer": ui.layer, "head": ui.head}
+    i = _inputs(config)
+    m = _maps()
+    e = _exports()
+    replay = _wire_view(config, i, m)
+    _wire_exports(config, _controls(i, m), e)
+    shared = {"text": i.text, "model_a": i.model_a, "model_b": i.model_b, "level": i.level, "axes": i.axes}
+    shared |= {"heads": i.how, "colour": i.scale, "layer": i.layer, "head": i.head}
     # The layer and head sliders get their range from the models after a run: bound them loosely here.
     bounds = {"layer": links.Field("int", 0, MAX_LINK_LAYERS), "head": links.Field("int", 0, MAX_LINK_LAYERS)}
     return TabState(KEY, shared, replay, bounds)

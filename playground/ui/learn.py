@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -186,9 +187,60 @@ class _Panels:
             acc.expand(lambda i=i: LESSON_KEYS[i], outputs=self.current, api_name=False)
 
 
+@dataclass
+class SentenceLesson:
+    """A lesson on one sentence: its inputs (the text, maybe a typo seed), a run button, the cut
+    as cards, a table (``outputs()``: what its event returns, with the lesson's ``extra``
+    components), and its "try it" button."""
+
+    inputs: list[gr.components.Component]
+    run: gr.Button
+    cards: gr.HTML
+    table: gr.Dataframe | None
+    try_it: list[gr.Button | None]
+    extra: list[gr.components.Component] = field(default_factory=list)
+
+
+@dataclass
+class BPELesson:
+    """The BPE lesson: its training text, the learnt stepper, the merge slider and what it shows
+    (``outputs()``: in the order `train` returns them)."""
+
+    text: gr.Textbox
+    train: gr.Button
+    stepper: gr.State
+    k: gr.Slider
+    note: gr.Markdown
+    cards: gr.HTML
+    merges: gr.Dataframe
+    curve: gr.Plot
+    try_it: list[gr.Button | None]
+
+    def outputs(self) -> list[Any]:
+        return [self.stepper, self.k, self.cards, self.note, self.merges, self.curve]
+
+
+@dataclass
+class Lessons:
+    """Every lesson panel of the tab."""
+
+    panels: _Panels
+    units: SentenceLesson
+    vocabulary_try: list[gr.Button | None]
+    bpe: BPELesson
+    typo: SentenceLesson
+    hat: SentenceLesson
+    speculative: SentenceLesson
+
+
 def _sentence_lesson(
-    lesson: learn.Lesson, button: str, table_label: str | None, seed: bool = False, css: str = CSS
-) -> tuple[list[gr.components.Component], gr.Button, gr.HTML, gr.Dataframe | None]:
+    lesson: learn.Lesson,
+    button: str,
+    table_label: str | None,
+    try_it: list[gr.Button | None],
+    seed: bool = False,
+    css: str = CSS,
+) -> SentenceLesson:
     """A lesson on one sentence: its text (and a typo seed), a run button, the cut as cards, a table."""
     gr.Markdown(lesson.body)
     with gr.Row():
@@ -206,52 +258,66 @@ def _sentence_lesson(
         if table_label
         else None
     )
-    return inputs, run, cards, table
+    return SentenceLesson(inputs, run, cards, table, try_it)
 
 
-def build_tab(config: AppConfig) -> TabState:
-    """Create the lessons and wire their events (inside a gr.Tab)."""
+def _bpe_lesson(lesson: learn.Lesson, try_it: list[gr.Button | None]) -> BPELesson:
+    """The BPE lesson: learn merges on a text, then step through them with a slider."""
+    gr.Markdown(lesson.body)
+    stepper = gr.State(None)
+    with gr.Row():
+        text = gr.Textbox(
+            value=lesson.example.strip(),
+            label=f"Training text (at most {bpe_steps.MAX_TRAIN_CHARS:,} characters)",
+            lines=4,
+            scale=3,
+            elem_id="learn-bpe-text",
+        )
+        train = gr.Button("Learn merges", variant="primary", scale=1, elem_id="learn-bpe-train")
+    k = gr.Slider(0, MAX_MERGES, value=0, step=1, label="k: merges applied", elem_id="learn-bpe-k")
+    note = gr.Markdown(elem_id="learn-bpe-note")
+    cards = gr.HTML(css_template=CSS, elem_id="learn-bpe-cards")
+    with gr.Row():
+        merges = gr.Dataframe(label="Merge table (newest first)", interactive=False, elem_id="learn-bpe-merges")
+        curve = gr.Plot(label="Units per word as merges grow", elem_id="learn-bpe-curve")
+    return BPELesson(text, train, stepper, k, note, cards, merges, curve, try_it)
+
+
+def _lessons() -> Lessons:
+    """The panels, one per lesson, then the glossary."""
     units, vocabulary, bpe, typo, hat, spec = learn.LESSONS
-    gr.Markdown(
-        "A short path through how language models cut text into units. Each step runs the real code of the "
-        "playground on its example; change the text and run it again, or open the full tab with **Try it**."
-    )
     panels = _Panels()
-    with panels.panel(units.title, "Token boundaries") as u_try:
-        u_inputs, u_run, u_cards, u_table = _sentence_lesson(units, "Cut it", "Units per word")
-    with panels.panel(vocabulary.title, "Adaptation") as v_try:
+    with panels.panel(units.title, "Token boundaries") as try_it:
+        units_lesson = _sentence_lesson(units, "Cut it", "Units per word", try_it)
+    with panels.panel(vocabulary.title, "Adaptation") as vocabulary_try:
         gr.Markdown(vocabulary.body)
         gr.Image(str(FIGURES / "units_per_word.png"), show_label=False, interactive=False, elem_id="learn-upw")
-    with panels.panel(bpe.title, "Token boundaries") as b_try:
-        gr.Markdown(bpe.body)
-        stepper = gr.State(None)
-        with gr.Row():
-            b_text = gr.Textbox(
-                value=bpe.example.strip(),
-                label=f"Training text (at most {bpe_steps.MAX_TRAIN_CHARS:,} characters)",
-                lines=4,
-                scale=3,
-                elem_id="learn-bpe-text",
-            )
-            b_train = gr.Button("Learn merges", variant="primary", scale=1, elem_id="learn-bpe-train")
-        b_k = gr.Slider(0, MAX_MERGES, value=0, step=1, label="k: merges applied", elem_id="learn-bpe-k")
-        b_note = gr.Markdown(elem_id="learn-bpe-note")
-        b_cards = gr.HTML(css_template=CSS, elem_id="learn-bpe-cards")
-        with gr.Row():
-            b_merges = gr.Dataframe(label="Merge table (newest first)", interactive=False, elem_id="learn-bpe-merges")
-            b_curve = gr.Plot(label="Units per word as merges grow", elem_id="learn-bpe-curve")
-    with panels.panel(typo.title, "Robustness") as t_try:
-        t_inputs, t_run, t_cards, t_table = _sentence_lesson(typo, "Add typos and read", "Bits per byte", seed=True)
-    with panels.panel(hat.title, "Attention maps") as h_try:
-        h_inputs, h_run, h_cards, h_table = _sentence_lesson(hat, "Read it", "Positions at each level")
-        h_plot = gr.Plot(label="Attention, last layer of each level (mean of heads)", elem_id="learn-hat-plot")
-    with panels.panel(spec.title, "Speculative decoding") as s_try:
-        s_inputs, s_run, s_text, _ = _sentence_lesson(spec, "Decode both ways", None, css=spec_ui.CSS)
-        s_note = gr.Markdown(elem_id="learn-speculative-note")
-        s_tree = gr.Plot(label="Draft tree of one step", elem_id="learn-speculative-tree")
+    with panels.panel(bpe.title, "Token boundaries") as try_it:
+        bpe_lesson = _bpe_lesson(bpe, try_it)
+    with panels.panel(typo.title, "Robustness") as try_it:
+        typo_lesson = _sentence_lesson(typo, "Add typos and read", "Bits per byte", try_it, seed=True)
+    with panels.panel(hat.title, "Attention maps") as try_it:
+        hat_lesson = _sentence_lesson(hat, "Read it", "Positions at each level", try_it)
+        hat_lesson.extra = [
+            gr.Plot(label="Attention, last layer of each level (mean of heads)", elem_id="learn-hat-plot")
+        ]
+    with panels.panel(spec.title, "Speculative decoding") as try_it:
+        spec_lesson = _sentence_lesson(spec, "Decode both ways", None, try_it, css=spec_ui.CSS)
+        spec_lesson.extra = [
+            gr.Markdown(elem_id="learn-speculative-note"),
+            gr.Plot(label="Draft tree of one step", elem_id="learn-speculative-tree"),
+        ]
     with panels.panel(learn.GLOSSARY_TITLE):
         gr.Markdown("\n".join(f"- **{term}**: {meaning}" for term, meaning in learn.GLOSSARY.items()))
-    panels.wire()
+    return Lessons(panels, units_lesson, vocabulary_try, bpe_lesson, typo_lesson, hat_lesson, spec_lesson)
+
+
+# A lesson's event: its function, its inputs and its outputs.
+LessonEvent = tuple[Any, list[Any], list[Any]]
+
+
+def _wire_lessons(config: AppConfig, ls: Lessons) -> dict[str, LessonEvent]:
+    """Each lesson's run button (and the BPE slider); returns each lesson's event for the replay."""
 
     @user_errors
     def cut(text: str) -> tuple[str, pd.DataFrame]:
@@ -283,37 +349,33 @@ def build_tab(config: AppConfig) -> TabState:
     def decode(prompt: str) -> tuple[str, go.Figure, str]:
         return speculative_view(prompt, config)
 
-    lessons: dict[str, tuple[Any, list[Any], list[Any]]] = {
-        "units": (cut, u_inputs, [u_cards, u_table]),
-        "bpe": (train, [b_text, b_k], [stepper, b_k, b_cards, b_note, b_merges, b_curve]),
-        "typo": (read, t_inputs, [t_cards, t_table]),
-        "hat": (read_hat, h_inputs, [h_cards, h_plot, h_table]),
-        "speculative": (decode, s_inputs, [s_note, s_tree, s_text]),
+    u, b, t, h, s = ls.units, ls.bpe, ls.typo, ls.hat, ls.speculative
+    (hat_plot,) = h.extra
+    spec_note, spec_tree = s.extra
+    lessons: dict[str, LessonEvent] = {
+        "units": (cut, u.inputs, [u.cards, u.table]),
+        "bpe": (train, [b.text, b.k], b.outputs()),
+        "typo": (read, t.inputs, [t.cards, t.table]),
+        "hat": (read_hat, h.inputs, [h.cards, hat_plot, h.table]),
+        "speculative": (decode, s.inputs, [spec_note, spec_tree, s.cards]),
     }
-    u_run.click(cut, inputs=u_inputs, outputs=[u_cards, u_table], api_name="learn_units", **LIGHT_POOL)
-    b_train.click(
-        train,
-        inputs=[b_text],
-        outputs=[stepper, b_k, b_cards, b_note, b_merges, b_curve],
-        api_name="learn_bpe",
-        **LIGHT_POOL,
-    )
-    b_k.input(
+    u.run.click(cut, inputs=u.inputs, outputs=lessons["units"][2], api_name="learn_units", **LIGHT_POOL)
+    b.train.click(train, inputs=[b.text], outputs=b.outputs(), api_name="learn_bpe", **LIGHT_POOL)
+    b.k.input(
         move,
-        inputs=[stepper, b_text, b_k],
-        outputs=[stepper, b_cards, b_note, b_merges, b_curve],
+        inputs=[b.stepper, b.text, b.k],
+        outputs=[b.stepper, b.cards, b.note, b.merges, b.curve],
         api_name="learn_bpe_step",
         **LIGHT_POOL,
     )
-    t_run.click(on_gpu(read), inputs=t_inputs, outputs=[t_cards, t_table], api_name="learn_typo", **MODEL_POOL)
-    h_run.click(
-        on_gpu(read_hat), inputs=h_inputs, outputs=[h_cards, h_plot, h_table], api_name="learn_hat", **MODEL_POOL
-    )
-    s_run.click(
-        on_gpu(decode), inputs=s_inputs, outputs=[s_note, s_tree, s_text], api_name="learn_speculative", **MODEL_POOL
-    )
+    for key, lesson in (("typo", t), ("hat", h), ("speculative", s)):
+        fn, inputs, outputs = lessons[key]
+        lesson.run.click(on_gpu(fn), inputs=inputs, outputs=outputs, api_name=f"learn_{key}", **MODEL_POOL)
+    return lessons
 
-    # A shared link opens its lesson and runs it on the link's text.
+
+def _wire_replay(panels: _Panels, lessons: dict[str, LessonEvent]) -> gr.State:
+    """A shared link opens its lesson and runs it on the link's text; returns the trigger."""
     all_inputs = [i for _, inputs, _ in lessons.values() for i in inputs]
     all_outputs = list(dict.fromkeys(o for _, _, outputs in lessons.values() for o in outputs))
 
@@ -333,20 +395,35 @@ def build_tab(config: AppConfig) -> TabState:
         api_name=False,
         **MODEL_POOL,
     )
+    return replay
 
-    fields = {"lesson": panels.current, "text": u_inputs[0], "bpe_text": b_text, "k": b_k}
-    fields |= {"typo_text": t_inputs[0], "seed": t_inputs[1], "hat_text": h_inputs[0], "prompt": s_inputs[0]}
+
+def build_tab(config: AppConfig) -> TabState:
+    """Create the lessons and wire their events (inside a gr.Tab)."""
+    gr.Markdown(
+        "A short path through how language models cut text into units. Each step runs the real code of the "
+        "playground on its example; change the text and run it again, or open the full tab with **Try it**."
+    )
+    ls = _lessons()
+    ls.panels.wire()
+    replay = _wire_replay(ls.panels, _wire_lessons(config, ls))
+    u, b, t, h, s = ls.units, ls.bpe, ls.typo, ls.hat, ls.speculative
+    shared = {"lesson": ls.panels.current, "text": u.inputs[0], "bpe_text": b.text, "k": b.k}
+    shared |= {"typo_text": t.inputs[0], "seed": t.inputs[1], "hat_text": h.inputs[0], "prompt": s.inputs[0]}
     bounds = {
         "lesson": links.Field("choice", choices=LESSON_KEYS),
         "k": links.Field("int", 0, MAX_MERGES),
         "bpe_text": links.Field("text", max_chars=bpe_steps.MAX_TRAIN_CHARS),
     }
+    tiny_units = ["bytes", "bpe-tiny", "hat-words"]
     try_its = [
-        TryIt(u_try[0], "segment", {"text": u_inputs[0], "units": ["bytes", "bpe-tiny", "hat-words"]}),
-        TryIt(v_try[0], "adaptation", {"language": "de"}),
-        TryIt(b_try[0], "segment", {"text": b_text, "units": ["bytes", "bpe-tiny", "hat-words"], "typos": True}),
-        TryIt(t_try[0], "robustness", {"text": t_inputs[0], "perturbation": "typo", "rate": 0.3, "seed": t_inputs[1]}),
-        TryIt(h_try[0], "attention", {"text": h_inputs[0], "model_a": "hat-tiny", "level": "encoder"}),
-        TryIt(s_try[0], "speculative", {"prompt": s_inputs[0], "target": "bpe-tiny", "drafter": "prompt-lookup"}),
+        TryIt(u.try_it[0], "segment", {"text": u.inputs[0], "units": tiny_units}),
+        TryIt(ls.vocabulary_try[0], "adaptation", {"language": "de"}),
+        TryIt(b.try_it[0], "segment", {"text": b.text, "units": tiny_units, "typos": True}),
+        TryIt(
+            t.try_it[0], "robustness", {"text": t.inputs[0], "perturbation": "typo", "rate": 0.3, "seed": t.inputs[1]}
+        ),
+        TryIt(h.try_it[0], "attention", {"text": h.inputs[0], "model_a": "hat-tiny", "level": "encoder"}),
+        TryIt(s.try_it[0], "speculative", {"prompt": s.inputs[0], "target": "bpe-tiny", "drafter": "prompt-lookup"}),
     ]
-    return TabState(KEY, fields, replay, bounds, try_its)
+    return TabState(KEY, shared, replay, bounds, try_its)

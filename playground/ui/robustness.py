@@ -402,25 +402,45 @@ def _default_models(config: AppConfig) -> list[str]:
 
 
 @dataclass
-class Components:
-    """Every component of the tab, as the layout functions create them."""
+class Inputs:
+    """The text, the models, the perturbation, its rate and seed (``values()``: in the order the
+    events take them), and the run button."""
 
-    text: Any = None
-    models: Any = None
-    kind: Any = None
-    rate: Any = None
-    seed: Any = None
-    button: Any = None
-    texts_html: Any = None
-    scores: Any = None
-    heat: Any = None
-    next_words: Any = None
-    payload: Any = None
-    step: Any = None
-    sweep_button: Any = None
-    stop_button: Any = None
-    sweep_status: Any = None
-    chart: Any = None
+    text: gr.Textbox
+    models: gr.Dropdown
+    kind: gr.Dropdown
+    rate: gr.Slider
+    seed: gr.Number
+    button: gr.Button
+
+    def values(self) -> list[Any]:
+        return [self.text, self.models, self.kind, self.rate, self.seed]
+
+
+@dataclass
+class Results:
+    """Both texts, the scores, the heat strips, next-word accuracy and the raw JSON."""
+
+    texts_html: gr.HTML
+    scores: gr.Dataframe
+    heat: gr.HTML
+    next_words: gr.Dataframe
+    payload: gr.JSON
+
+    def comparison(self) -> list[Any]:
+        """What the comparison event returns, in its order."""
+        return [self.texts_html, self.scores, self.heat, self.payload]
+
+
+@dataclass
+class Sweep:
+    """The sweep's step, its run and stop buttons, status and chart."""
+
+    step: gr.Dropdown
+    run: gr.Button
+    stop: gr.Button
+    status: gr.Markdown
+    chart: gr.Plot
 
 
 def _intro() -> None:
@@ -431,7 +451,7 @@ def _intro() -> None:
     )
 
 
-def _inputs(ui: Components, config: AppConfig) -> None:
+def _inputs(config: AppConfig) -> Inputs:
     """The text and its examples, the models, the perturbation, its rate and seed."""
     with gr.Row():
         with gr.Column(scale=3):
@@ -470,15 +490,10 @@ def _inputs(ui: Components, config: AppConfig) -> None:
                 )
                 seed = gr.Number(value=0, precision=0, label="Seed", min_width=80, elem_id="robustness-seed")
             button = gr.Button("Perturb and compare", variant="primary", elem_id="robustness-run")
-    ui.text = text
-    ui.models = models
-    ui.kind = kind
-    ui.rate = rate
-    ui.seed = seed
-    ui.button = button
+    return Inputs(text, models, kind, rate, seed, button)
 
 
-def _results(ui: Components) -> None:
+def _results() -> Results:
     """Both texts, the scores, the heat strips, next-word accuracy and the raw JSON."""
     texts_html = gr.HTML(css_template=CSS, js_on_load=None, elem_id="robustness-texts")
     scores = gr.Dataframe(
@@ -499,14 +514,10 @@ def _results(ui: Components) -> None:
     )
     with gr.Accordion("Raw results (JSON)", open=False):
         payload = gr.JSON(elem_id="robustness-json")
-    ui.texts_html = texts_html
-    ui.scores = scores
-    ui.heat = heat
-    ui.next_words = next_words
-    ui.payload = payload
+    return Results(texts_html, scores, heat, next_words, payload)
 
 
-def _sweep_panel(ui: Components) -> None:
+def _sweep_panel() -> Sweep:
     """The sweep's step, its run and stop buttons, status and chart."""
     gr.Markdown("### Sweep: rate 0–30%")
     with gr.Row():
@@ -521,25 +532,12 @@ def _sweep_panel(ui: Components) -> None:
         stop_button = gr.Button("Stop", variant="stop", scale=1, elem_id="robustness-sweep-stop")
     sweep_status = gr.Markdown("", elem_id="robustness-sweep-status")
     chart = gr.Plot(label="Sweep", elem_id="robustness-sweep-chart")
-    ui.step = step
-    ui.sweep_button = sweep_button
-    ui.stop_button = stop_button
-    ui.sweep_status = sweep_status
-    ui.chart = chart
+    return Sweep(step, sweep_button, stop_button, sweep_status, chart)
 
 
-def _wire(ui: Components, config: AppConfig) -> gr.State:
+def _wire(config: AppConfig, i: Inputs, r: Results, w: Sweep) -> gr.State:
     """Every event of the tab; returns the trigger a shared link or a lesson's "try it" changes."""
-    text, models, kind, rate, seed, button = ui.text, ui.models, ui.kind, ui.rate, ui.seed, ui.button
-    texts_html, scores, heat, next_words, payload = ui.texts_html, ui.scores, ui.heat, ui.next_words, ui.payload
-    step, sweep_button, stop_button, sweep_status, chart = (
-        ui.step,
-        ui.sweep_button,
-        ui.stop_button,
-        ui.sweep_status,
-        ui.chart,
-    )
-    inputs = [text, models, kind, rate, seed]
+    inputs = i.values()
 
     @user_errors
     def compare(
@@ -569,43 +567,42 @@ def _wire(ui: Components, config: AppConfig) -> gr.State:
         announce_loading(selected or [], progress)
         yield from run_sweep(text, selected, kind, seed, step, config=config, progress=progress)
 
-    event = button.click(
+    event = i.button.click(
         on_gpu(compare),
         inputs=inputs,
-        outputs=[texts_html, scores, heat, payload],
+        outputs=r.comparison(),
         api_name="robustness",
         **MODEL_POOL,
     )
     event.success(
-        on_gpu(next_word), inputs=inputs, outputs=[next_words], api_name="robustness_next_word", **MODEL_POOL
+        on_gpu(next_word), inputs=inputs, outputs=[r.next_words], api_name="robustness_next_word", **MODEL_POOL
     )
     replay = replay_trigger()  # changed by a shared link or a lesson's "try it"
     replayed = replay.change(
         on_gpu(compare),
         inputs=inputs,
-        outputs=[texts_html, scores, heat, payload],
+        outputs=r.comparison(),
         api_visibility="private",
         **MODEL_POOL,
     )
-    replayed.success(on_gpu(next_word), inputs=inputs, outputs=[next_words], api_visibility="private", **MODEL_POOL)
-    sweep_event = sweep_button.click(
+    replayed.success(on_gpu(next_word), inputs=inputs, outputs=[r.next_words], api_visibility="private", **MODEL_POOL)
+    sweep_event = w.run.click(
         on_gpu(sweep),
-        inputs=[text, models, kind, seed, step],
-        outputs=[chart, sweep_status],
+        inputs=[i.text, i.models, i.kind, i.seed, w.step],
+        outputs=[w.chart, w.status],
         api_name="robustness_sweep",
         **MODEL_POOL,
     )
-    stop_button.click(lambda: "Stopped.", outputs=[sweep_status], cancels=[sweep_event], api_name=False)
+    w.stop.click(lambda: "Stopped.", outputs=[w.status], cancels=[sweep_event], api_name=False)
     return replay
 
 
 def build_tab(config: AppConfig) -> TabState:
     """Create the robustness components and wire their events (inside a gr.Tab)."""
-    ui = Components()
     _intro()
-    _inputs(ui, config)
-    _results(ui)
-    _sweep_panel(ui)
-    replay = _wire(ui, config)
-    inputs = [ui.text, ui.models, ui.kind, ui.rate, ui.seed]
-    return TabState(KEY, dict(zip(["text", "models", "perturbation", "rate", "seed"], inputs, strict=True)), replay)
+    i = _inputs(config)
+    r = _results()
+    w = _sweep_panel()
+    replay = _wire(config, i, r, w)
+    shared = dict(zip(["text", "models", "perturbation", "rate", "seed"], i.values(), strict=True))
+    return TabState(KEY, shared, replay)

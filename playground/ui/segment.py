@@ -11,6 +11,7 @@ import itertools
 import math
 import unicodedata
 from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
@@ -406,15 +407,51 @@ def _choice_labels(config: AppConfig) -> list[tuple[str, str]]:
     return out
 
 
-def build_tab(config: AppConfig) -> TabState:
-    """Create the token-boundaries components and wire their events (inside a gr.Tab)."""
-    examples = core.load_examples()
-    choices = _choice_labels(config)
+@dataclass
+class Inputs:
+    """The text, the segmenters and their options (``values()``: in the order `run_segment`
+    takes them), and the run button."""
+
+    text: gr.Textbox
+    segmenters: gr.CheckboxGroup
+    max_word_bytes: gr.Number
+    threshold: gr.Slider
+    visible_ws: gr.Checkbox
+    perturb_on: gr.Checkbox
+    seed: gr.Number
+    button: gr.Button
+
+    def values(self) -> list[Any]:
+        return [getattr(self, f.name) for f in fields(self) if f.name != "button"]
+
+
+@dataclass
+class Results:
+    """The unit cards, the statistics table and chart, the entropy plot and the raw JSON
+    (``outputs()``: in the order `run_segment` returns them)."""
+
+    cards: gr.HTML
+    table: gr.Dataframe
+    chart: gr.Plot
+    entropy: gr.Plot
+    raw: gr.JSON
+
+    def outputs(self) -> list[Any]:
+        return [getattr(self, f.name) for f in fields(self)]
+
+
+def _intro() -> None:
     gr.Markdown(
         "How does each model cut your text? **HAT** keeps whole words (split by the paper's "
         "`hat-splitter`), **BPE** models cut subwords, **bytes** and **entropy patches** (BLT-style, "
         "from the byte model's uncertainty) work below the character level."
     )
+
+
+def _inputs(config: AppConfig) -> Inputs:
+    """The text and its examples, the segmenter choice, the HAT and entropy options, the typos."""
+    examples = core.load_examples()
+    choices = _choice_labels(config)
     with gr.Row():
         with gr.Column(scale=3):
             text = gr.Textbox(
@@ -460,6 +497,11 @@ def build_tab(config: AppConfig) -> TabState:
                 perturb_on = gr.Checkbox(label="Perturb: seeded typos", value=False, elem_id="segment-perturb")
                 seed = gr.Number(value=0, precision=0, label="Typo seed", min_width=80, elem_id="segment-seed")
             button = gr.Button("Segment", variant="primary", elem_id="segment-run")
+    return Inputs(text, segmenters, max_word_bytes, threshold, visible_ws, perturb_on, seed, button)
+
+
+def _results() -> Results:
+    """The unit cards, the statistics, the entropy plot and the raw JSON."""
     cards = gr.HTML(
         css_template=CSS,
         js_on_load=None,
@@ -471,25 +513,38 @@ def build_tab(config: AppConfig) -> TabState:
     entropy = gr.Plot(label="Next-byte entropy", visible=False, elem_id="segment-entropy")
     with gr.Accordion("Raw result (JSON, as returned by the API)", open=False):
         raw = gr.JSON(elem_id="segment-json")
+    return Results(cards, table, chart, entropy, raw)
+
+
+def _wire(config: AppConfig, i: Inputs, r: Results) -> gr.State:
+    """Every event of the tab; returns the trigger a shared link or a lesson's "try it" changes."""
 
     @user_errors
     def fn(*args: Any) -> Outputs:
         return run_segment(*args, config=config)
 
-    inputs = [text, segmenters, max_word_bytes, threshold, visible_ws, perturb_on, seed]
-    outputs = [cards, table, chart, entropy, raw]
+    inputs, outputs = i.values(), r.outputs()
     replay = replay_trigger()  # changed by a shared link or a lesson's "try it"
     # Tokenizers and the splitter only (entropy patches: one pass of the small byte model).
-    button.click(fn, inputs, outputs, api_name="segment", **LIGHT_POOL)
+    i.button.click(fn, inputs, outputs, api_name="segment", **LIGHT_POOL)
     # Same computation on Enter, on option changes and on a restored link, kept out of the API docs.
     for trigger in (
-        text.submit,
-        visible_ws.change,
-        perturb_on.change,
-        threshold.release,
-        max_word_bytes.submit,
+        i.text.submit,
+        i.visible_ws.change,
+        i.perturb_on.change,
+        i.threshold.release,
+        i.max_word_bytes.submit,
         replay.change,
     ):
         trigger(fn, inputs, outputs, api_visibility="private", **LIGHT_POOL)
+    return replay
+
+
+def build_tab(config: AppConfig) -> TabState:
+    """Create the token-boundaries components and wire their events (inside a gr.Tab)."""
+    _intro()
+    i = _inputs(config)
+    r = _results()
+    replay = _wire(config, i, r)
     names = ["text", "units", "max_word_bytes", "threshold", "visible_whitespace", "typos", "seed"]
-    return TabState(KEY, dict(zip(names, inputs, strict=True)), replay)
+    return TabState(KEY, dict(zip(names, i.values(), strict=True)), replay)
