@@ -9,9 +9,8 @@ from typing import Any
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from models.hat import HATForCausalLM
+from models.family import family_of
 from models.registry import RegistryError, load_model
-from models.scoring import bos_id
 
 
 def chat_prompt_ids(tokenizer: PreTrainedTokenizerBase, prompt: str) -> list[int]:
@@ -41,27 +40,8 @@ def generate_with(
 ) -> str:
     """A continuation of `prompt` of at most `max_new_bytes` UTF-8 bytes by a model in hand (a HAT, or a
     causal LM with its tokenizer); greedy when temperature is 0."""
-    if isinstance(model, HATForCausalLM):
-        return model.generate_text(
-            prompt, max_new_bytes=max_new_bytes, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed
-        )
-    ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"]
-    bos = bos_id(tokenizer)
-    ids = torch.cat([torch.tensor([[bos]]), ids], 1).to(model.device)
-    torch.manual_seed(seed)
-    sample = temperature > 0
-    out = model.generate(
-        input_ids=ids,
-        attention_mask=torch.ones_like(ids),
-        max_new_tokens=max_new_bytes,  # a token has at least one byte; trimmed to bytes below
-        do_sample=sample,
-        temperature=temperature if sample else None,
-        top_p=top_p if sample else None,
-        top_k=top_k if sample and top_k else None,
-        pad_token_id=tokenizer.eos_token_id if tokenizer.eos_token_id is not None else bos,
-    )
-    text = tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
-    return text.encode()[:max_new_bytes].decode("utf-8", errors="ignore")
+    family = family_of(model, tokenizer)
+    return family.generate(model, tokenizer, prompt, max_new_bytes, temperature, top_p, top_k, seed)
 
 
 def main(argv: list[str] | None = None) -> int:

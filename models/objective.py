@@ -9,11 +9,9 @@ import random
 from collections.abc import Iterator
 
 import torch
-import torch.nn.functional as F
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from models.scoring import bos_id
-from models.tiny import BYTE_BOS_ID
+from models.family import family_named
 
 
 def windows(data: bytes, size: int, batch: int, seed: int, rank: int = 0, world: int = 1) -> Iterator[list[str]]:
@@ -34,19 +32,6 @@ def windows(data: bytes, size: int, batch: int, seed: int, rank: int = 0, world:
         yield texts
 
 
-def flat_ids(tokenizer: PreTrainedTokenizerBase, texts: list[str], byte_level: bool) -> tuple[torch.Tensor, int]:
-    if byte_level:
-        seqs = [[BYTE_BOS_ID] + [b + 3 for b in t.encode()] for t in texts]
-    else:
-        bos = bos_id(tokenizer)
-        seqs = [[bos] + tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
-    longest = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), longest), -100, dtype=torch.long)
-    for i, s in enumerate(seqs):
-        ids[i, : len(s)] = torch.tensor(s)
-    return ids, sum(len(t.encode()) for t in texts)
-
-
 def loss_on(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase | None,
@@ -55,17 +40,8 @@ def loss_on(
     device: torch.device | str,
 ) -> torch.Tensor:
     """Summed NLL (nats) of the windows' bytes over their byte count, for a model of `family`
-    (`hat`, `bpe` or `byte`: how its input is built; the loss is the same per byte)."""
-    if family == "hat":
-        batch = model.batch_from_texts(texts).to(device)
-        return model(batch, score_final_eow=False).loss
-    ids, n_bytes = flat_ids(tokenizer, texts, byte_level=family == "byte")
-    ids = ids.to(device)
-    logits = model(input_ids=ids.clamp(min=0)).logits
-    return (
-        F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), ids[:, 1:].flatten(), ignore_index=-100, reduction="sum")
-        / n_bytes
-    )
+    (`hat`, `bpe` or `byte`: how its input is built, `models.family`; the loss is the same per byte)."""
+    return family_named(family).loss(model, tokenizer, texts, device)
 
 
 def lr_at(progress: float, peak: float, warmup: float = 0.03, floor: float = 0.1) -> float:

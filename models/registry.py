@@ -43,16 +43,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
 from models.device import check_quantize, quantization_config, resolve_device
 from models.errors import UserError
+from models.family import Family
 
 logger = logging.getLogger(__name__)
 
-Family = Literal["bpe", "hat", "byte"]
 FAMILIES: tuple[str, ...] = ("bpe", "hat", "byte")
 
 HF_PREFIX = "hf:"

@@ -70,6 +70,7 @@ from typing import Any, Literal
 import numpy as np
 
 from models.errors import UserError
+from models.family import ModelFamily, family_named
 from models.units import token_byte_spans
 from playground.config import AppConfig, Limits, validate_text
 from playground.segment import visible
@@ -275,10 +276,10 @@ def _ensure_eager(module: Any) -> Callable[[], None]:
     return lambda: module.set_attn_implementation(previous)
 
 
-def _token_attention(name: str, family: str, model: Any, tokenizer: Any, text: str) -> AttentionLevel:
+def _token_attention(name: str, family: ModelFamily, model: Any, tokenizer: Any, text: str) -> AttentionLevel:
     import torch
 
-    from models.scoring import bos_id
+    from models.family import bos_id
 
     index = TextIndex(text)
     token_ids, spans, alignment = token_byte_spans(tokenizer, text)
@@ -308,7 +309,7 @@ def _token_attention(name: str, family: str, model: Any, tokenizer: Any, text: s
     if not out.attentions or out.attentions[0] is None:
         raise RuntimeError(f"{name} returned no attention weights (is its attention implementation eager?)")
     layers = [a[0].float().cpu().numpy() for a in out.attentions]
-    level = "bytes" if family == "byte" else "tokens"
+    level = f"{family.unit}s"  # "tokens", or "bytes" for a byte model
     note = LEVEL_NOTES[level]
     if alignment != "exact":
         note += " Token spans come from the tokenizer's character offsets."
@@ -422,10 +423,11 @@ def compute_attention(lm: Any, text: str) -> AttentionResult:
         raise AttentionInputError("Please enter some text first.")
     start = time.perf_counter()
     spec = lm.spec
-    if spec.family == "hat":
+    family = family_named(spec.family)
+    if family.hierarchical:  # the byte encoder, the word backbone and the byte decoder
         levels, word_spans = _hat_attention(spec.name, lm.model, text)
     else:
-        level = _token_attention(spec.name, spec.family, lm.model, lm.tokenizer, text)
+        level = _token_attention(spec.name, family, lm.model, lm.tokenizer, text)
         levels, word_spans = {level.name: level}, []
     return AttentionResult(spec.name, spec.family, text, levels, word_spans, time.perf_counter() - start)
 

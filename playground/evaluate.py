@@ -15,8 +15,9 @@ import sys
 
 from models import registry
 from models.errors import UserError
+from models.family import TextScore
 from models.registry import load_model
-from models.scoring import DEFAULT_BLOCK_BYTES, TextScore, score_text
+from models.scoring import DEFAULT_BLOCK_BYTES, score_text
 from playground.config import read_text
 
 

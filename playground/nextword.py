@@ -50,8 +50,9 @@ import numpy as np
 import torch
 from transformers import DynamicCache
 
+from models.family import bos_id, family_of
 from models.hat import EOW, length_buckets
-from models.scoring import bos_id, split_blocks
+from models.scoring import split_blocks
 from models.units import encode_with_byte_spans, is_byte_tokenizer
 from playground.perturb import PerturbResult, words_of
 
@@ -341,11 +342,12 @@ def next_word_hits_with(model: Any, tokenizer: Any, base: str, probes: Sequence[
         b = max(0, int(np.searchsorted(starts, p.context_end - 1, side="right")) - 1)
         by_block.setdefault(b, []).append((n, p))
     hits = [False] * len(probes)
-    ends_word = _TokenEndsWord(tokenizer) if tokenizer is not None else None
+    hierarchical = family_of(model, tokenizer).hierarchical  # a HAT spells the next word itself
+    ends_word = None if hierarchical else _TokenEndsWord(tokenizer)
     for b, items in by_block.items():
         offset, text = blocks[b]
         local = [Probe(p.word, p.context_end - offset, p.target) for _, p in items]
-        if tokenizer is None:
+        if hierarchical:
             got = _hat_block(model, text, local)
         else:
             assert ends_word is not None

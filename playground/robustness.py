@@ -41,8 +41,9 @@ from typing import Any
 import numpy as np
 
 from models.errors import UserError
+from models.family import TextScore
 from models.registry import LoadedModel, load_model
-from models.scoring import DEFAULT_BLOCK_BYTES, TextScore, score_text
+from models.scoring import DEFAULT_BLOCK_BYTES, score_text
 from playground.config import AppConfig, read_text, validate_models, validate_text
 from playground.nextword import NextWordResult, near_flags, next_word, probes_for
 from playground.perturb import KINDS, PerturbResult, check_kind, check_rate, perturb

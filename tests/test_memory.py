@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from models.scoring import TextScore
+from models.family import TextScore
 from playground import attention, memory, robustness
 
 

@@ -15,9 +15,10 @@ from conftest import load_bench
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from models.family import bos_id
 from models.hat import HATConfig, HATForCausalLM
 from models.registry import LoadedModel, UnknownModelError, load_model
-from models.scoring import bos_id, score_text
+from models.scoring import score_text
 from playground import evaluate as E
 from playground import nextword as NW
 from playground import perturb as P
@@ -234,7 +235,7 @@ def test_aligned_columns(text: str, kind: str, seed: int) -> None:
 
 
 def test_char_bits() -> None:
-    from models.scoring import TextScore
+    from models.family import TextScore
 
     score = TextScore(n_bytes=4, total_bits=10.0, byte_bits=np.array([1.0, 2.0, 3.0, 4.0]))
     assert R.char_bits(score, "aé!").tolist() == [1.0, 5.0, 4.0]

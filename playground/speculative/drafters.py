@@ -66,6 +66,8 @@ FEATURE_HEAD_DRAFTERS: tuple[str, ...] = (
 def head_kind(drafter: str) -> str:
     """Which shipped head a feature-head drafter uses: ``"eagle3"`` or ``"eagle2"``."""
     return "eagle3" if drafter.endswith("eagle3-head") else "eagle2"
+
+
 TreeShape = Literal["chain", "static", "dynamic", "adaptive"]
 TREE_SHAPES: tuple[str, ...] = ("chain", "static", "dynamic", "adaptive")
 MAX_TREE_BUDGET = 128

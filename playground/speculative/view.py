@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from models.family import family_of
 from models.feature_draft import shipped_head_path
 from models.registry import load_model
 from playground.config import AppConfig, validate_bound, validate_models, validate_text
@@ -94,7 +95,7 @@ def run(
     registry entry (``models.registry.load_model``)."""
     request = check(request, config)
     target = load(request.target)
-    if target.tokenizer is None:  # a HAT: whole words are drafted and verified
+    if family_of(target.model, target.tokenizer).hierarchical:  # a HAT: whole words are drafted and verified
         return _run_words(request, target.model)
     shape = request.tree_shape or ("adaptive" if request.drafter in FEATURE_HEAD_DRAFTERS else "chain")
     settings = RunSettings(
