@@ -530,15 +530,19 @@ def _wire(config: AppConfig, targets: list[tuple[str, str]], c: Controls, r: Res
             gr.update(info=DRAFTER_HELP.get(name, "")),
         )
 
-    def default_shape(name: str) -> Any:
-        # The feature head's draft probabilities track acceptance, which the adaptive tree
-        # needs to size itself for the machine at hand (in bench/speculative.py within the
-        # paired runs' spread of the best fixed-size tree); the others start as chains.
-        return gr.update(value="adaptive") if name in FEATURE_HEAD_DRAFTERS else gr.skip()
-
     c.drafter.change(on_drafter, c.drafter, [c.draft_model, c.shape, c.drafter], api_visibility="private")
-    # Only a user's pick changes the shape: a shared link's shape stays as it was shared.
-    c.drafter.input(default_shape, c.drafter, c.shape, api_visibility="private")
+    # A user's pick of a feature head starts the adaptive tree: the head's draft probabilities
+    # track acceptance, which the adaptive tree needs to size itself for the machine at hand (in
+    # bench/speculative.py within the paired runs' spread of the best fixed-size tree); the others
+    # keep their shape. Only a user's pick changes it (a shared link's shape stays as shared), and
+    # in the browser, at once, so a shape picked right after is never overwritten by a late answer.
+    c.drafter.input(
+        None,
+        [c.drafter, c.shape],
+        c.shape,
+        js=f"(name, shape) => {json.dumps(list(FEATURE_HEAD_DRAFTERS))}.includes(name) ? 'adaptive' : shape",
+        api_visibility="private",
+    )
 
     hat_targets = {name for _, name in model_choices(config, ("hat",))}
 
