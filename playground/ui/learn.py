@@ -190,8 +190,8 @@ class _Panels:
 @dataclass
 class SentenceLesson:
     """A lesson on one sentence: its inputs (the text, maybe a typo seed), a run button, the cut
-    as cards, a table (``outputs()``: what its event returns, with the lesson's ``extra``
-    components), and its "try it" button."""
+    as cards, a table, its "try it" button (filled in once the panel closes), and ``extra``
+    components a lesson adds below (a plot, a note)."""
 
     inputs: list[gr.components.Component]
     run: gr.Button
