@@ -26,11 +26,18 @@ def model_slots() -> int:
     return max(1, int(value)) if value else max(1, min(2, os.cpu_count() or 1))
 
 
+def light_slots() -> int:
+    """How many light events (segmentation, lesson steps) may run at once: 8 by default (set
+    HAT_PLAYGROUND_LIGHT_SLOTS to change it); each is short, so more slots mostly cut queueing."""
+    value = os.environ.get("HAT_PLAYGROUND_LIGHT_SLOTS")
+    return max(1, int(value)) if value else 8
+
+
 # Queue pools (gradio concurrency groups). Every event that runs a model joins MODEL_POOL, a
 # bounded pool sized to the machine, so many users share one loaded model safely (forward passes
 # only read it) while segmentation, lesson steps and other light events never wait behind them.
 MODEL_POOL: dict[str, Any] = {"concurrency_id": "models", "concurrency_limit": model_slots()}
-LIGHT_POOL: dict[str, Any] = {"concurrency_id": "light", "concurrency_limit": 8}
+LIGHT_POOL: dict[str, Any] = {"concurrency_id": "light", "concurrency_limit": light_slots()}
 
 
 def _as_user_error(err: Exception) -> gr.Error | None:
