@@ -293,7 +293,7 @@ def model_card(meta: dict) -> str:
 {reads}; the target's own LM head, restricted to the {meta["draft_vocab"]:,} tokens it predicted
 most often in the training data, turns that into draft tokens. The head owns
 {meta["parameters"]:,} parameters; the token embedding and LM-head rows are the target's,
-taken when the head is loaded. Used by the `feature-head` drafter of
+taken when the head is loaded. Used by the `{"eagle3-head" if meta.get("ttt_steps") else "feature-head"}` drafter of
 `python -m playground.speculative` and the Speculative decoding tab.
 
 - Data: `{data["made_by"]}`; {data["sequences_train"]:,} sequences for training
