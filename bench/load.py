@@ -124,6 +124,40 @@ def app_server(models: list[str] | None, log: Path, env: dict[str, str] | None =
             proc.kill()
 
 
+def memory_map(pid: int) -> dict[str, int]:
+    """Resident bytes of `pid` by kind and by mapping, from /proc/<pid>/smaps (Linux; empty
+    elsewhere): ``rollup:anon`` (heap, arenas, anonymous mmaps: what the allocators hold),
+    ``rollup:file`` (pages of mapped files: shared libraries' code, mmapped weights; clean, the
+    kernel can drop them at no cost) and one entry per mapped file or ``[anon]``/``[heap]``."""
+    out: dict[str, int] = {}
+    try:
+        lines = Path(f"/proc/{pid}/smaps").read_text().splitlines()
+    except OSError:
+        return out
+    name = "[anon]"
+    for line in lines:
+        head, _, rest = line.partition(" ")
+        if "-" in head and not head.endswith(":"):  # a mapping's header: range perms offset dev inode [path]
+            fields = rest.split(maxsplit=4)
+            name = fields[4].strip() if len(fields) == 5 else "[anon]"
+        elif head in ("Rss:", "Anonymous:"):
+            kilobytes = int(rest.split()[0]) * 1024
+            if head == "Rss:":
+                out[name] = out.get(name, 0) + kilobytes
+            else:
+                out["rollup:anon"] = out.get("rollup:anon", 0) + kilobytes
+    out["rollup:file"] = sum(v for k, v in out.items() if not k.startswith(("[", "rollup:")))
+    return out
+
+
+def memory_growth(before: dict[str, int], after: dict[str, int], top: int = 8) -> dict[str, float]:
+    """MB each kind and the `top` mappings grew by between two `memory_map` readings."""
+    grew = {k: (after.get(k, 0) - before.get(k, 0)) / 2**20 for k in set(before) | set(after)}
+    kinds = {k: round(v, 1) for k, v in grew.items() if k.startswith("rollup:")}
+    mappings = sorted(((k, v) for k, v in grew.items() if not k.startswith("rollup:")), key=lambda kv: -abs(kv[1]))
+    return kinds | {k: round(v, 1) for k, v in mappings[:top]}
+
+
 def server_pid(url: str) -> int:
     """The pid listening on the port of `url` (for `--url`: a server this bench did not start)."""
     port = int(url.rstrip("/").rsplit(":", 1)[1])
@@ -227,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--settle", type=float, default=SETTLE_S, help="idle seconds before the last RSS reading")
     ap.add_argument("--url", help="drive this running app instead of starting one")
     ap.add_argument("--log", type=Path, default=Path("/tmp/bench-load-app.log"))
+    ap.add_argument("--smaps", type=Path, help="write the server's /proc/<pid>/smaps before and after to this directory")
     args = ap.parse_args(argv)
     if not 1 <= args.users <= 200 or not 1 <= args.seconds <= 3600 or not 1 <= args.rounds <= 10:
         ap.error("--users must be 1..200, --seconds 1..3600 and --rounds 1..10")
@@ -246,6 +281,10 @@ def main(argv: list[str] | None = None) -> int:
         warm = Client(url, verbose=False)
         one_of_each(warm, texts, args.models)  # models loaded and caches warm: the baseline
         rss_before = psutil.Process(pid).memory_info().rss
+        map_before = memory_map(pid)
+        if args.smaps:
+            args.smaps.mkdir(parents=True, exist_ok=True)
+            (args.smaps / "before.smaps").write_text(Path(f"/proc/{pid}/smaps").read_text())
         threads_before = psutil.Process(pid).num_threads()
 
         lock = threading.Lock()
@@ -279,6 +318,9 @@ def main(argv: list[str] | None = None) -> int:
             rss_rounds.append(psutil.Process(pid).memory_info().rss)
         elapsed = time.monotonic() - started
         rss_after = rss_rounds[-1]
+        map_after = memory_map(pid)
+        if args.smaps:
+            (args.smaps / "after.smaps").write_text(Path(f"/proc/{pid}/smaps").read_text())
         threads_after = psutil.Process(pid).num_threads()
 
     views = {}
@@ -310,6 +352,8 @@ def main(argv: list[str] | None = None) -> int:
         "rss_after_over_before": round(rss_after / rss_before, 3),
         # With --rounds > 1: RSS after each round settled; flat = memory bounded, not leaking.
         "rss_after_each_round_mb": [round(r / 2**20, 1) for r in rss_rounds],
+        # What the growth is: anonymous memory (the allocators) or resident pages of mapped files.
+        "rss_growth_mb": memory_growth(map_before, map_after),
         "server_threads_before": threads_before,
         "server_threads_after": threads_after,
         "host": {"cpus": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version()},

@@ -14,6 +14,7 @@ import ctypes
 import ctypes.util
 import gc
 import logging
+import os
 import threading
 from typing import Any
 
@@ -55,8 +56,13 @@ def tune_allocator() -> bool:
     long-lived small object pins the pages around it, and it gives every thread that allocates its
     own arena (up to 8 per core), each fragmenting on its own. A fixed 1 MB threshold keeps big
     tensors in their own mappings, returned whole when freed, and two arenas suit a server whose
-    model runs share two cores. Measured with `bench/load.py` (docs/performance.md)."""
-    return _glibc("mallopt", _M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) and _glibc("mallopt", _M_ARENA_MAX, ARENA_MAX)
+    model runs share two cores. Measured with `bench/load.py` (docs/performance.md). glibc's own
+    environment variables (``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_ARENA_MAX``) win where set."""
+    settings = {
+        "MALLOC_MMAP_THRESHOLD_": (_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES),
+        "MALLOC_ARENA_MAX": (_M_ARENA_MAX, ARENA_MAX),
+    }
+    return all(_glibc("mallopt", *setting) for name, setting in settings.items() if name not in os.environ)
 
 
 def release_idle(idle_seconds: float = IDLE_SECONDS) -> dict[str, Any]:

@@ -68,3 +68,20 @@ def test_the_allocator_is_tuned_where_it_is_glibc() -> None:
         assert tune_allocator() is True
     else:
         assert tune_allocator() is False
+
+
+def test_glibc_environment_variables_win_over_the_apps_allocator_defaults(monkeypatch) -> None:
+    """A threshold or arena count set in the environment (how one compares settings with
+    `bench/load.py`) is left to glibc; only the unset one is changed."""
+    from playground import memory
+
+    calls = []
+    monkeypatch.setattr(memory, "_glibc", lambda function, *args: calls.append((function, *args)) or True)
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "131072")
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    assert memory.tune_allocator() is True
+    assert calls == [("mallopt", memory._M_ARENA_MAX, memory.ARENA_MAX)]
+    calls.clear()
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_")
+    assert memory.tune_allocator() is True
+    assert ("mallopt", memory._M_MMAP_THRESHOLD, memory.MMAP_THRESHOLD_BYTES) in calls and len(calls) == 2
