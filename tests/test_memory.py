@@ -85,3 +85,22 @@ def test_glibc_environment_variables_win_over_the_apps_allocator_defaults(monkey
     monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_")
     assert memory.tune_allocator() is True
     assert ("mallopt", memory._M_MMAP_THRESHOLD, memory.MMAP_THRESHOLD_BYTES) in calls and len(calls) == 2
+
+
+def test_the_load_bench_tells_anonymous_growth_from_mapped_files() -> None:
+    """`bench/load.py`'s memory breakdown sees 64 MB this process allocates and touches as
+    anonymous memory, not as pages of mapped files."""
+    import os
+    import platform
+
+    import pytest
+    from conftest import load_bench
+
+    if platform.system() != "Linux":
+        pytest.skip("reads /proc/<pid>/smaps")
+    load = load_bench("load")
+    before = load.memory_map(os.getpid())
+    block = np.ones(64 * 2**20, np.uint8)  # touched: resident
+    growth = load.memory_growth(before, load.memory_map(os.getpid()))
+    assert 60 <= growth["rollup:anon"] <= 80 and abs(growth["rollup:file"]) < 16
+    assert int(block.sum()) == 64 * 2**20
