@@ -41,7 +41,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -246,15 +246,23 @@ def _tokenizer_kind(family: Family, tokenizer_config: dict[str, Any], directory:
     if family == "byte":
         return TOKENIZER_BYTES
     tokenizer_json = directory / "tokenizer.json" if directory is not None else None
-    if tokenizer_json is not None and tokenizer_json.is_file() and tokenizer_json.stat().st_size < 2**27:
-        data = _read_json(tokenizer_json)
-        model_type = str((data.get("model") or {}).get("type") or "")
-        byte_level = "ByteLevel" in json.dumps([data.get("pre_tokenizer"), data.get("decoder")])
+    if tokenizer_json is not None and tokenizer_json.is_file() and (stat := tokenizer_json.stat()).st_size < 2**27:
+        model_type, byte_level = _tokenizer_json_kind(str(tokenizer_json), stat.st_mtime_ns, stat.st_size)
         if model_type:
             return f"byte-level {model_type}" if byte_level else model_type
     if directory is not None and (directory / "tokenizer.model").is_file():
         return "SentencePiece"
     return str(tokenizer_config.get("tokenizer_class") or "subword tokenizer")
+
+
+@lru_cache(maxsize=64)
+def _tokenizer_json_kind(path: str, mtime_ns: int, size: int) -> tuple[str, bool]:
+    """(model type, byte-level?) of a `tokenizer.json`, read once per version of the file: every
+    request that resolves a model asks, and parsing a vocabulary of 50k entries each time costs
+    milliseconds and leaves Python's small-object arenas fragmented (`bench/load.py`)."""
+    data = _read_json(Path(path))
+    model_type = str((data.get("model") or {}).get("type") or "")
+    return model_type, "ByteLevel" in json.dumps([data.get("pre_tokenizer"), data.get("decoder")])
 
 
 def _safetensors_files(directory: Path) -> list[Path]:

@@ -273,32 +273,36 @@ def misspellings() -> dict[str, tuple[str, ...]]:
 
 @lru_cache(maxsize=4096)
 def homoglyphs_of(ch: str) -> tuple[str, ...]:
-    """Cyrillic and Greek letters that look like `ch` and have its case (``homoglyphs`` package)."""
+    """Cyrillic and Greek letters that look like `ch` and have its case (``homoglyphs`` package):
+    its confusables within one or two steps, as the package's own lookup finds them."""
     if not ch.isalpha():
         return ()
+    table = _homoglyph_table()
+    near = table.get(ch, frozenset())
+    category = unicodedata.category(ch)
+    out = set()
+    for cand in near.union(*(table.get(c, frozenset()) for c in near)):
+        if cand == ch or unicodedata.category(cand) != category:
+            continue
+        if any(lo <= ord(cand) <= hi for lo, hi in HOMOGLYPH_RANGES):
+            out.add(cand)
+    return tuple(sorted(out))
+
+
+@lru_cache(maxsize=1)
+def _homoglyph_table() -> dict[str, frozenset[str]]:
+    """Character -> the characters it is confusable with, among Latin, Cyrillic, Greek and
+    script-neutral ones (Unicode's "Common": the micro sign, which looks like Greek mu), built
+    once and never changed. The package's own lookup (``get_combinations``) extends the
+    alphabet with the script of every unknown character it meets (a CJK character loads tens of
+    thousands, kept for the process's life) and grows its table's sets in place as it answers,
+    so an answer depended on the characters asked before it; this table does neither."""
     try:
         import homoglyphs as hg
     except ImportError as err:  # a dependency in requirements.txt
         raise RuntimeError("the homoglyph perturbation needs the homoglyphs package: pip install homoglyphs") from err
-    finder = _homoglyph_finder(hg)
-    category = unicodedata.category(ch)
-    out = []
-    for cand in finder.get_combinations(ch):
-        if len(cand) != 1 or cand == ch or unicodedata.category(cand) != category:
-            continue
-        if any(lo <= ord(cand) <= hi for lo, hi in HOMOGLYPH_RANGES):
-            out.append(cand)
-    return tuple(sorted(set(out)))
-
-
-_FINDER: Any = None
-
-
-def _homoglyph_finder(hg: Any) -> Any:
-    global _FINDER
-    if _FINDER is None:
-        _FINDER = hg.Homoglyphs(categories=("LATIN", "CYRILLIC", "GREEK"), strategy=hg.STRATEGY_LOAD)
-    return _FINDER
+    finder = hg.Homoglyphs(categories=("LATIN", "CYRILLIC", "GREEK", "COMMON"), strategy=hg.STRATEGY_IGNORE)
+    return {ch: frozenset(alts) for ch, alts in finder.table.items()}
 
 
 # --------------------------------------------------------------------------- word edits

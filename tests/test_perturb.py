@@ -245,6 +245,24 @@ def test_casing_spacing_and_lookalikes() -> None:
     assert c.after in P.ocr_confusions()[c.before]
 
 
+
+def test_homoglyphs_do_not_depend_on_the_characters_asked_before() -> None:
+    """The answer for a letter is the same whatever was asked first, and asking about other
+    scripts (CJK, Armenian, Hebrew) neither changes it nor grows the table."""
+    latin = [*"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", "\u01b7", "\u021c", "\u00b5"]
+    P.homoglyphs_of.cache_clear()
+    P._homoglyph_table.cache_clear()
+    forward = {ch: P.homoglyphs_of(ch) for ch in latin}
+    size = len(P._homoglyph_table())
+    P.homoglyphs_of.cache_clear()
+    for other in "\u4e00\u0561\u05d0\u13a0":
+        P.homoglyphs_of(other)
+    backward = {ch: P.homoglyphs_of(ch) for ch in reversed(latin)}
+    assert forward == backward and len(P._homoglyph_table()) == size
+    assert forward["o"] and forward["\u00b5"] == ("\u03bc",)  # micro sign -> Greek mu
+    assert all(0x0391 <= ord(c) <= 0x03C9 or 0x0400 <= ord(c) <= 0x045F for v in forward.values() for c in v)
+
+
 def test_leetspeak_keeps_a_letter() -> None:
     # "toast" -> "70457" would have no letter left: not a word any more, so it is not eligible
     assert P.perturb("toast", "leetspeak", 1.0, 0).text == "toast"
