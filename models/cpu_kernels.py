@@ -39,20 +39,32 @@ class OneDNNLinear(nn.Module):
     gets cheaper and a draft tree of up to a few nodes costs about one plain step. Each output
     row is bitwise the same whatever the other rows of the call are (tested), so a tree pass
     computes what single steps compute; against ``nn.Linear`` the summation order differs
-    (outputs agree to ~1e-6)."""
+    (outputs agree to ~1e-6).
 
-    def __init__(self, linear: nn.Linear, min_rows: int = 4) -> None:
+    Calls of more than ``exact_rows`` rows (a prompt's prefill, not a draft tree) are padded up
+    to a multiple of ``exact_rows``: oneDNN compiles and caches a kernel per row count, and a
+    server reading prompts of every length would otherwise fill its kernel cache with one-off
+    prefill shapes (about 0.5 MB each), evicting the tree shapes every step needs
+    (`bench/memory_growth.py`)."""
+
+    def __init__(self, linear: nn.Linear, min_rows: int = 4, exact_rows: int = 32) -> None:
         super().__init__()
         self.weight, self.bias = linear.weight, linear.bias  # shared, for code that reads them
         self.in_features, self.out_features = linear.in_features, linear.out_features
-        self.min_rows = min_rows
+        self.min_rows, self.exact_rows = min_rows, max(exact_rows, min_rows)
         self._packed = torch.ops.mkldnn._reorder_linear_weight(linear.weight.detach(), min_rows)
+
+    def padded(self, n: int) -> int:
+        """How many rows a call of ``n`` rows is computed as."""
+        if n <= self.exact_rows:
+            return max(n, self.min_rows)
+        return -(-n // self.exact_rows) * self.exact_rows
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.reshape(-1, x.shape[-1])
         n = rows.shape[0]
-        if n < self.min_rows:
-            rows = torch.cat([rows, rows.new_zeros(self.min_rows - n, rows.shape[1])])
+        if (padded := self.padded(n)) > n:
+            rows = torch.cat([rows, rows.new_zeros(padded - n, rows.shape[1])])
         bias = self.bias.detach() if self.bias is not None else None
         out = torch.ops.mkldnn._linear_pointwise(rows, self._packed, bias, "none", [], "")
         return out[:n].reshape(*x.shape[:-1], out.shape[-1])

@@ -198,6 +198,17 @@ def test_onednn_linear_pads_small_calls_and_rows_do_not_interact() -> None:
     one_by_one = torch.cat([packed(rows[i : i + 1]) for i in range(len(rows))])
     assert torch.equal(packed(rows), one_by_one)
     assert torch.equal(packed(rows[5:8]), one_by_one[5:8])
+    # A prefill of more rows than a tree has is computed as a multiple of 32 rows (fewer kernel
+    # shapes for oneDNN to compile and cache), rows still bitwise what they are alone.
+    assert (packed.padded(2), packed.padded(17), packed.padded(32), packed.padded(33), packed.padded(70)) == (
+        4,
+        17,
+        32,
+        64,
+        96,
+    )
+    long = torch.randn(70, 96)
+    assert torch.equal(packed(long), torch.cat([packed(long[i : i + 1]) for i in range(70)]))
 
 
 def test_half_weight_linear_rounds_weights_only_and_rows_do_not_interact() -> None:
