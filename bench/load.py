@@ -97,10 +97,14 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def app_server(models: list[str] | None, log: Path, env: dict[str, str] | None = None) -> Iterator[tuple[str, int]]:
-    """`python app.py` on a free port (with `models`, or its default models) until the block ends."""
+def app_server(
+    models: list[str] | None, log: Path, env: dict[str, str] | None = None, launcher: list[str] | None = None
+) -> Iterator[tuple[str, int]]:
+    """`python app.py` on a free port (with `models`, or its default models) until the block ends;
+    `launcher` replaces `python app.py` by a command that takes the app's arguments."""
     port = free_port()
-    cmd = [sys.executable, str(REPO / "app.py"), "--port", str(port), *(["--models", *models] if models else [])]
+    cmd = [*(launcher or [sys.executable, str(REPO / "app.py")]), "--port", str(port)]
+    cmd += ["--models", *models] if models else []
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}/"
@@ -124,18 +128,22 @@ def app_server(models: list[str] | None, log: Path, env: dict[str, str] | None =
             proc.kill()
 
 
-def memory_map(pid: int) -> dict[str, int]:
-    """Resident bytes of `pid` by kind and by mapping, from /proc/<pid>/smaps (Linux; empty
-    elsewhere): ``rollup:anon`` (heap, arenas, anonymous mmaps: what the allocators hold),
-    ``rollup:file`` (pages of mapped files: shared libraries' code, mmapped weights; clean, the
-    kernel can drop them at no cost) and one entry per mapped file or ``[anon]``/``[heap]``."""
-    out: dict[str, int] = {}
+def read_smaps(pid: int) -> str:
+    """/proc/<pid>/smaps ("" where there is none: not Linux)."""
     try:
-        lines = Path(f"/proc/{pid}/smaps").read_text().splitlines()
+        return Path(f"/proc/{pid}/smaps").read_text()
     except OSError:
-        return out
+        return ""
+
+
+def memory_map(smaps: str) -> dict[str, int]:
+    """Resident bytes by kind and by mapping, from a `read_smaps` text: ``rollup:anon`` (heap,
+    arenas, anonymous mmaps: what the allocators hold), ``rollup:file`` (pages of mapped files:
+    shared libraries' code, mmapped weights; clean, the kernel can drop them at no cost) and one
+    entry per mapped file or ``[anon]``/``[heap]``."""
+    out: dict[str, int] = {}
     name = "[anon]"
-    for line in lines:
+    for line in smaps.splitlines():
         head, _, rest = line.partition(" ")
         if "-" in head and not head.endswith(":"):  # a mapping's header: range perms offset dev inode [path]
             fields = rest.split(maxsplit=4)
@@ -242,6 +250,31 @@ def user(
         client.close()  # the user leaves (closes the page): the server may forget the session
 
 
+def run_users(
+    users: int,
+    url: str,
+    texts: list[str],
+    models: list[str],
+    deadline: float,
+    think: tuple[float, float],
+    seed: int,
+    record: Callable[[str, float, str | None], None],
+    weights: dict[str, float] = VIEW_WEIGHTS,
+) -> None:
+    """`users` simulated users (`user`), each in its own thread, until `deadline` (and their last
+    answers) has passed."""
+    threads = [
+        threading.Thread(
+            target=user, args=(i, url, texts, models, deadline, think, seed, record, weights), daemon=True
+        )
+        for i in range(users)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=max(0.0, deadline - time.monotonic()) + REQUEST_TIMEOUT_S + 60)
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
@@ -261,7 +294,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--settle", type=float, default=SETTLE_S, help="idle seconds before the last RSS reading")
     ap.add_argument("--url", help="drive this running app instead of starting one")
     ap.add_argument("--log", type=Path, default=Path("/tmp/bench-load-app.log"))
-    ap.add_argument("--smaps", type=Path, help="write the server's /proc/<pid>/smaps before and after to this directory")
+    ap.add_argument(
+        "--smaps", type=Path, help="write the server's /proc/<pid>/smaps before and after to this directory"
+    )
     args = ap.parse_args(argv)
     if not 1 <= args.users <= 200 or not 1 <= args.seconds <= 3600 or not 1 <= args.rounds <= 10:
         ap.error("--users must be 1..200, --seconds 1..3600 and --rounds 1..10")
@@ -281,10 +316,10 @@ def main(argv: list[str] | None = None) -> int:
         warm = Client(url, verbose=False)
         one_of_each(warm, texts, args.models)  # models loaded and caches warm: the baseline
         rss_before = psutil.Process(pid).memory_info().rss
-        map_before = memory_map(pid)
+        smaps_before = read_smaps(pid)
         if args.smaps:
             args.smaps.mkdir(parents=True, exist_ok=True)
-            (args.smaps / "before.smaps").write_text(Path(f"/proc/{pid}/smaps").read_text())
+            (args.smaps / "before.smaps").write_text(smaps_before)
         threads_before = psutil.Process(pid).num_threads()
 
         lock = threading.Lock()
@@ -300,27 +335,18 @@ def main(argv: list[str] | None = None) -> int:
         for round_index in range(args.rounds):
             deadline = time.monotonic() + args.seconds
             with MemoryWatch(pid) as memory:
-                threads = [
-                    threading.Thread(
-                        target=user,
-                        args=(i, url, texts, args.models, deadline, think, args.seed + round_index, record, weights),
-                        daemon=True,
-                    )
-                    for i in range(args.users)
-                ]
-                for t in threads:
-                    t.start()
-                for t in threads:
-                    t.join(timeout=args.seconds + REQUEST_TIMEOUT_S + 60)
+                run_users(
+                    args.users, url, texts, args.models, deadline, think, args.seed + round_index, record, weights
+                )
             peak = max(peak, memory.peak)
             time.sleep(args.settle)
             one_of_each(warm, texts, args.models)  # the server still answers every view
             rss_rounds.append(psutil.Process(pid).memory_info().rss)
         elapsed = time.monotonic() - started
         rss_after = rss_rounds[-1]
-        map_after = memory_map(pid)
+        smaps_after = read_smaps(pid)
         if args.smaps:
-            (args.smaps / "after.smaps").write_text(Path(f"/proc/{pid}/smaps").read_text())
+            (args.smaps / "after.smaps").write_text(smaps_after)
         threads_after = psutil.Process(pid).num_threads()
 
     views = {}
@@ -353,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
         # With --rounds > 1: RSS after each round settled; flat = memory bounded, not leaking.
         "rss_after_each_round_mb": [round(r / 2**20, 1) for r in rss_rounds],
         # What the growth is: anonymous memory (the allocators) or resident pages of mapped files.
-        "rss_growth_mb": memory_growth(map_before, map_after),
+        "rss_growth_mb": memory_growth(memory_map(smaps_before), memory_map(smaps_after)),
         "server_threads_before": threads_before,
         "server_threads_after": threads_after,
         "host": {"cpus": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version()},

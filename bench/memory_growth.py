@@ -3,7 +3,7 @@ every allocation made after the warm-up tracked by memray (`pip install memray`)
 
     python bench/memory_growth.py [--users 20] [--seconds 120] [--settle 90] [--top 15]
 
-Starts `python app.py` on the three tiny models on 127.0.0.1 under this script's `--serve` mode,
+Starts `python app.py` on the three tiny models on 127.0.0.1 under this script's `--serve-to` mode,
 sends every kind of request once (the baseline of `bench/load.py`), then starts memray's
 tracker in the server (native stacks), runs the simulated users, waits `--settle` seconds, sends
 every kind of request once more and stops the tracker. What was allocated while it ran and is
@@ -24,12 +24,10 @@ import collections
 import json
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +47,8 @@ OWNERS = (  # (owner, substrings of the innermost native frames that name it), f
 )
 
 
-def serve(port: int, output: Path) -> int:
-    """The app, with memray's tracker started on SIGUSR1 and stopped on SIGUSR2."""
+def serve(output: Path, app_args: list[str]) -> int:
+    """The app (with `app_args`), memray's tracker started on SIGUSR1 and stopped on SIGUSR2."""
     import memray
 
     tracker: list[Any] = []
@@ -67,7 +65,7 @@ def serve(port: int, output: Path) -> int:
     signal.signal(signal.SIGUSR2, stop)
     import app
 
-    return app.main(["--port", str(port), "--models", *MODELS])
+    return app.main(app_args)
 
 
 def owner_of(native_frames: list[str]) -> str:
@@ -116,11 +114,10 @@ def main() -> int:
     ap.add_argument("--settle", type=float, default=90.0)
     ap.add_argument("--top", type=int, default=15)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--serve", type=int, help=argparse.SUPPRESS)
-    ap.add_argument("--output", type=Path, help=argparse.SUPPRESS)
-    args = ap.parse_args()
-    if args.serve:
-        return serve(args.serve, args.output)
+    ap.add_argument("--serve-to", type=Path, help=argparse.SUPPRESS)  # the server side; the rest is app.py's
+    args, app_args = ap.parse_known_args()
+    if args.serve_to:
+        return serve(args.serve_to, app_args)
     try:
         import memray  # noqa: F401
     except ImportError:
@@ -131,55 +128,32 @@ def main() -> int:
     from gradio_client import Client
 
     work = Path(tempfile.mkdtemp(prefix="memory-growth-"))
-    output, port = work / "growth.bin", load.free_port()
-    log = (work / "app.log").open("wb")
-    cmd = [sys.executable, __file__, "--serve", str(port), "--output", str(output)]
-    server = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        for _ in range(600):
-            try:
-                with urllib.request.urlopen(url, timeout=2):
-                    break
-            except OSError:
-                time.sleep(0.5)
+    output = work / "growth.bin"
+    launcher = [sys.executable, __file__, "--serve-to", str(output)]
+    with load.app_server(MODELS, work / "app.log", launcher=launcher) as (url, pid):
         texts = load.sentences()
         warm = Client(url, verbose=False)
         load.one_of_each(warm, texts, MODELS)
-        process = psutil.Process(server.pid)
+        process = psutil.Process(pid)
         rss_before = process.memory_info().rss
-        os.kill(server.pid, signal.SIGUSR1)
+        os.kill(pid, signal.SIGUSR1)
         time.sleep(2)
-        counts = collections.Counter()
+        counts: collections.Counter[str] = collections.Counter()
         lock = threading.Lock()
 
         def record(view: str, seconds: float, error: str | None) -> None:
             with lock:
                 counts["errors" if error else "requests"] += 1
 
-        deadline = time.monotonic() + args.seconds
-        users = [
-            threading.Thread(
-                target=load.user, args=(i, url, texts, MODELS, deadline, (2.0, 8.0), args.seed, record), daemon=True
-            )
-            for i in range(args.users)
-        ]
-        for thread in users:
-            thread.start()
-        for thread in users:
-            thread.join(timeout=args.seconds + load.REQUEST_TIMEOUT_S + 60)
+        load.run_users(args.users, url, texts, MODELS, time.monotonic() + args.seconds, (2.0, 8.0), args.seed, record)
         time.sleep(args.settle)
         load.one_of_each(warm, texts, MODELS)
         rss_after = process.memory_info().rss
-        os.kill(server.pid, signal.SIGUSR2)
+        os.kill(pid, signal.SIGUSR2)
         for _ in range(600):
             if output.with_suffix(".done").exists():
                 break
             time.sleep(0.5)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
     report = {
         "users": args.users,
         "seconds": args.seconds,

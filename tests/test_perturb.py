@@ -245,7 +245,6 @@ def test_casing_spacing_and_lookalikes() -> None:
     assert c.after in P.ocr_confusions()[c.before]
 
 
-
 def test_homoglyphs_do_not_depend_on_the_characters_asked_before() -> None:
     """The answer for a letter is the same whatever was asked first, and asking about other
     scripts (CJK, Armenian, Hebrew) neither changes it nor grows the table."""
