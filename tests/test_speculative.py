@@ -7,6 +7,7 @@ import importlib.metadata
 import itertools
 import json
 import random
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from models.cpu_kernels import (
     decoding_model,
     draft_decoding_model,
     draft_linear,
+    prefill_rows,
 )
 from models.feature_draft import FeatureDraftConfig, FeatureDraftHead, load_feature_head
 from playground.speculative.acceptance import accept_greedy, accept_sampling
@@ -209,6 +211,41 @@ def test_onednn_linear_pads_small_calls_and_rows_do_not_interact() -> None:
     )
     long = torch.randn(70, 96)
     assert torch.equal(packed(long), torch.cat([packed(long[i : i + 1]) for i in range(70)]))
+    # In a prefill every call of more than four rows is a multiple of 32 (prompts of any length
+    # share a few kernel shapes), in this thread only, and rows are still what they are alone.
+    with prefill_rows():
+        assert (packed.padded(3), packed.padded(5), packed.padded(17), packed.padded(33)) == (4, 32, 32, 64)
+        in_prefill = packed(long[:17])
+        other_thread: list[int] = []
+        worker = threading.Thread(target=lambda: other_thread.append(packed.padded(17)))
+        worker.start()
+        worker.join()
+        assert other_thread == [17]
+    assert packed.padded(17) == 17
+    alone = torch.cat([packed(long[i : i + 1]) for i in range(17)])
+    assert torch.equal(in_prefill, alone) and torch.equal(packed(long[:17]), alone)
+
+
+def test_prefills_share_kernel_shapes_and_trees_stay_exact(target: LlamaForCausalLM, monkeypatch) -> None:
+    # The rows each OneDNNLinear call is computed as, in plain and speculative decoding of
+    # prompts of 12 to 23 tokens: the prefills use multiples of 32 rows, steps and trees their own.
+    view, computed = decoding_model(target), []
+    padded = OneDNNLinear.padded
+    monkeypatch.setattr(
+        OneDNNLinear, "padded", lambda self, n: computed.append((n, padded(self, n))) or padded(self, n)
+    )
+    for length in (12, 18, 23):  # prefills of more rows than a tree of 8 nodes has
+        prompt = [(i * 7) % VOCAB for i in range(length)]
+        computed.clear()
+        plain = plain_generate(view, prompt, max_new_tokens=6)
+        assert {rows for n, rows in computed if n == length - 1} == {32}
+        assert {rows for n, rows in computed if n == 1} == {4}
+        computed.clear()
+        drafter = PromptLookupDrafter(DraftSettings(budget=8, max_depth=3))
+        spec = speculative_generate(view, prompt, drafter, max_new_tokens=6)
+        assert spec.output_ids == plain.output_ids
+        assert {rows for n, rows in computed if n == length - 1} == {32}
+        assert all(rows == max(n, 4) for n, rows in computed if n != length - 1)  # the trees
 
 
 def test_half_weight_linear_rounds_weights_only_and_rows_do_not_interact() -> None:

@@ -9,6 +9,7 @@ this machine (see :class:`PassCostModel`).
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import math
 import time
@@ -20,7 +21,7 @@ from typing import Literal
 import torch
 from transformers import PreTrainedModel
 
-from models.cpu_kernels import padded_rows
+from models.cpu_kernels import padded_rows, prefill_rows
 from models.errors import UserError
 from models.feature_draft import FeatureDraftHead
 from playground.speculative.modeling import (
@@ -420,7 +421,8 @@ class ModelDrafter(Drafter):
             common += 1
         common = min(common, len(context) - 1)
         crop_to(self._cache, common)
-        logits = forward_tokens(self.model, self._cache, context[common:], last_only=True)[-1]
+        with prefill_rows() if common == 0 else contextlib.nullcontext():  # the prompt, once
+            logits = forward_tokens(self.model, self._cache, context[common:], last_only=True)[-1]
         self._cached = list(context)
         return logits
 

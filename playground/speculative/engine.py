@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import torch
 from transformers import PreTrainedModel
 
+from models.cpu_kernels import prefill_rows
 from playground.speculative.acceptance import accept_greedy, accept_sampling
 from playground.speculative.drafters import Drafter
 from playground.speculative.modeling import (
@@ -118,7 +119,8 @@ def plain_generate(
     start = time.perf_counter()
     cache = new_cache()
     if len(prompt_ids) > 1:
-        forward_tokens(model, cache, prompt_ids[:-1], last_only=True)
+        with prefill_rows():
+            forward_tokens(model, cache, prompt_ids[:-1], last_only=True)
     result.prefill_seconds = time.perf_counter() - start
     last = prompt_ids[-1]
     while len(result.output_ids) < max_new_tokens:
@@ -151,9 +153,12 @@ def speculative_generate(
     cache = new_cache()
     drafter.start(context)
     if len(context) > 1 and drafter.wants_target_hidden:
-        drafter.observe_hidden(forward_hidden(model, cache, context[:-1], drafter.target_layers), context[1:])
+        with prefill_rows():
+            hidden = forward_hidden(model, cache, context[:-1], drafter.target_layers)
+        drafter.observe_hidden(hidden, context[1:])
     elif len(context) > 1:
-        logits = forward_tokens(model, cache, context[:-1], last_only=not drafter.wants_target_logits)
+        with prefill_rows():
+            logits = forward_tokens(model, cache, context[:-1], last_only=not drafter.wants_target_logits)
         if drafter.wants_target_logits:
             drafter.observe(context[:-1], logits)
     result.prefill_seconds = time.perf_counter() - start
