@@ -49,7 +49,7 @@ class OneDNNLinear(nn.Module):
     whatever the weight's shape (this host, oneDNN 3.12), and a server reading prompts of every
     length would otherwise fill its kernel cache with one-off prefill shapes, evicting the tree
     shapes every step needs and keeping the memory after a busy spell (`bench/memory_growth.py`).
-    A tree's rows stay exact: each extra row costs a decoding step time."""
+    A tree's rows stay exact: an extra row there would slow every decoding step."""
 
     def __init__(self, linear: nn.Linear, min_rows: int = 4, exact_rows: int = 32) -> None:
         super().__init__()
