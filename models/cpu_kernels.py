@@ -60,7 +60,7 @@ class OneDNNLinear(nn.Module):
 
     def padded(self, n: int) -> int:
         """How many rows a call of ``n`` rows is computed as."""
-        if n <= self.min_rows or (n <= self.exact_rows and not getattr(_prefilling, "on", False)):
+        if n <= self.min_rows or (n <= self.exact_rows and not _prefilling.on):
             return max(n, self.min_rows)
         return -(-n // self.exact_rows) * self.exact_rows
 
@@ -74,7 +74,11 @@ class OneDNNLinear(nn.Module):
         return out[:n].reshape(*x.shape[:-1], out.shape[-1])
 
 
-_prefilling = threading.local()  # per thread: each user's request runs in its own
+class _Prefilling(threading.local):
+    on = False  # per thread: each user's request runs in its own
+
+
+_prefilling = _Prefilling()
 
 
 @contextlib.contextmanager
@@ -83,8 +87,7 @@ def prefill_rows() -> Iterator[None]:
     ``min_rows`` rows as a multiple of ``exact_rows`` rows: for a prompt's prefill, whose row
     count follows the user's text and whose cost is paid once, so that prompts of every length
     share a few kernel shapes. Rows come out bitwise the same."""
-    before = getattr(_prefilling, "on", False)
-    _prefilling.on = True
+    before, _prefilling.on = _prefilling.on, True
     try:
         yield
     finally:

@@ -152,15 +152,13 @@ def speculative_generate(
     context = list(prompt_ids)
     cache = new_cache()
     drafter.start(context)
-    if len(context) > 1 and drafter.wants_target_hidden:
-        with prefill_rows():
-            hidden = forward_hidden(model, cache, context[:-1], drafter.target_layers)
-        drafter.observe_hidden(hidden, context[1:])
-    elif len(context) > 1:
-        with prefill_rows():
+    with prefill_rows():
+        if len(context) > 1 and drafter.wants_target_hidden:
+            drafter.observe_hidden(forward_hidden(model, cache, context[:-1], drafter.target_layers), context[1:])
+        elif len(context) > 1:
             logits = forward_tokens(model, cache, context[:-1], last_only=not drafter.wants_target_logits)
-        if drafter.wants_target_logits:
-            drafter.observe(context[:-1], logits)
+            if drafter.wants_target_logits:
+                drafter.observe(context[:-1], logits)
     result.prefill_seconds = time.perf_counter() - start
     observe_seconds = 0.0
     while len(result.output_ids) < max_new_tokens:
